@@ -1,0 +1,45 @@
+#pragma once
+
+// An unlocked gocryptfs volume: the content and name ciphers derived from the master key.
+
+#include <memory>
+
+#include "common/error.h"
+#include "common/secret_bytes.h"
+#include "crypto/content_cipher.h"
+#include "crypto/name_cipher.h"
+#include "crypto/volume_config.h"
+
+namespace cachefs::crypto {
+
+class Volume {
+ public:
+  // Derives the keys (HKDF or not, per the config); the master key is cleansed when this
+  // returns.
+  static Result<std::unique_ptr<Volume>> Create(const VolumeConfig& config,
+                                                SecretBytes master_key);
+
+  // Reads the config, derives kdfOut from `password`, unwraps the master key and creates the
+  // volume.
+  static Result<std::unique_ptr<Volume>> Unlock(const VolumeConfig& config,
+                                                const SecretBytes& password);
+
+  const VolumeConfig& config() const { return config_; }
+  const ContentCipher& content() const { return *content_; }
+  // Absent (nullptr) for PlaintextNames volumes.
+  const NameCipher* names() const { return names_.get(); }
+
+  // Decrypts a stored symlink target (base64 + sealed, or verbatim with PlaintextNames).
+  Result<std::string> DecryptSymlinkTarget(std::string_view stored) const;
+
+ private:
+  Volume(VolumeConfig config, std::unique_ptr<ContentCipher> content,
+         std::unique_ptr<NameCipher> names)
+      : config_(std::move(config)), content_(std::move(content)), names_(std::move(names)) {}
+
+  VolumeConfig config_;
+  std::unique_ptr<ContentCipher> content_;
+  std::unique_ptr<NameCipher> names_;
+};
+
+}  // namespace cachefs::crypto
