@@ -18,3 +18,15 @@ Result<std::unique_ptr<Origin>> OpenOrigin(const OriginOptions& options) {
 }
 
 }  // namespace cachefs::fetch
+
+namespace cachefs::fetch {
+
+Status ApplyEnvironment(OriginOptions& options,
+                        const std::map<std::string, std::string>& env_file) {
+  // Local origins need no credentials; remote origins (fetch/ issue 3) extend this.
+  (void)options;
+  (void)env_file;
+  return Status::Ok();
+}
+
+}  // namespace cachefs::fetch

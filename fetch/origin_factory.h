@@ -3,6 +3,7 @@
 // Builds the Origin named by a mount's ORIGIN argument and options.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -32,5 +33,14 @@ struct OriginOptions {
 
 // Fails with a one-line message naming what is wrong (unknown scheme, missing endpoint, ...).
 Result<std::unique_ptr<Origin>> OpenOrigin(const OriginOptions& options);
+
+}  // namespace cachefs::fetch
+
+namespace cachefs::fetch {
+
+// Fills what the command line left empty from the environment (OSS_*, ALIBABA_CLOUD_*, AWS_*)
+// and then from an env-file's values (MODEL_OSS_*), in that order, and scrubs the secret
+// variables from this process's environment so that children never inherit them.
+Status ApplyEnvironment(OriginOptions& options, const std::map<std::string, std::string>& env_file);
 
 }  // namespace cachefs::fetch
