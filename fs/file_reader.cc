@@ -1,0 +1,109 @@
+#include "fs/file_reader.h"
+
+#include <algorithm>
+
+#include "common/log.h"
+
+namespace cachefs::fs {
+namespace {
+
+constexpr size_t kBlock = crypto::ContentCipher::kPlainBlockSize;
+
+// Per-thread buffers reused across requests: a FUSE worker serves one request at a time, and
+// allocating 1 MiB per request would cost more than the decryption of small reads.
+struct ThreadBuffers {
+  std::vector<uint8_t> cipher;
+  std::vector<uint8_t> plain;
+};
+thread_local ThreadBuffers t_buffers;
+
+}  // namespace
+
+FileReader::FileReader(const InodeTable& table, fetch::Origin& origin,
+                       const crypto::ContentCipher& cipher, TaskPool& pool)
+    : origin_(origin),
+      cipher_(cipher),
+      pool_(pool),
+      files_(new FileState[table.size()]) {}
+
+Result<crypto::FileId> FileReader::FileIdOf(const Inode& inode) {
+  FileState& state = files_[inode.ino - 1];
+  std::call_once(state.header_once, [&] {
+    uint8_t header[crypto::ContentCipher::kHeaderSize];
+    auto got = origin_.ReadRange(inode.object, 0, header);
+    if (!got) {
+      state.file_id = got.error();
+    } else if (*got != sizeof(header)) {
+      state.file_id = Error(Errc::kCorrupt, "file shorter than its header");
+    } else {
+      state.file_id = cipher_.ParseHeader(header);
+    }
+  });
+  return state.file_id;
+}
+
+void FileReader::ReportBadBlock(const Inode& inode, const Error& error) {
+  FileState& state = files_[inode.ino - 1];
+  // The kernel retries a failed readahead page by page: log each bad block once, not per retry.
+  std::hash<std::string> hasher;
+  uint64_t key = hasher(error.message());
+  {
+    std::lock_guard lock(state.logged_mutex);
+    if (!state.logged_bad_blocks.insert(key).second) {
+      return;
+    }
+  }
+  CACHEFS_LOG(kError, "fs").Kv("file", inode.path).Kv("ino", inode.ino)
+      << "read refused: " << error.message();
+}
+
+Result<std::span<const uint8_t>> FileReader::Read(const Inode& inode, uint64_t offset,
+                                                  size_t length) {
+  stats_.requests.fetch_add(1, std::memory_order_relaxed);
+  if (offset >= inode.size || length == 0) {
+    return std::span<const uint8_t>();
+  }
+  length = static_cast<size_t>(std::min<uint64_t>(length, inode.size - offset));
+
+  auto file_id = FileIdOf(inode);
+  if (!file_id) {
+    stats_.corrupt_blocks.fetch_add(1, std::memory_order_relaxed);
+    ReportBadBlock(inode, file_id.error().WithContext("header"));
+    return file_id.error();
+  }
+
+  const uint64_t first_block = offset / kBlock;
+  const uint64_t last_block = (offset + length - 1) / kBlock;
+  const size_t blocks = static_cast<size_t>(last_block - first_block + 1);
+  const size_t cbs = cipher_.cipher_block_size();
+  const uint64_t cipher_offset = crypto::ContentCipher::kHeaderSize + first_block * cbs;
+
+  ThreadBuffers& buffers = t_buffers;
+  buffers.cipher.resize(blocks * cbs);
+  buffers.plain.resize(blocks * kBlock);
+
+  auto got = origin_.ReadRange(inode.object, cipher_offset, buffers.cipher);
+  if (!got) {
+    stats_.origin_errors.fetch_add(1, std::memory_order_relaxed);
+    CACHEFS_LOG(kError, "fs").Kv("file", inode.path).Kv("offset", cipher_offset)
+        << "origin read failed: " << got.error().message();
+    return got.error();
+  }
+  stats_.ciphertext_bytes.fetch_add(*got, std::memory_order_relaxed);
+
+  auto plain_bytes =
+      cipher_.DecryptBlocks(std::span<const uint8_t>(buffers.cipher.data(), *got), first_block,
+                            *file_id, buffers.plain, &pool_);
+  if (!plain_bytes) {
+    stats_.corrupt_blocks.fetch_add(1, std::memory_order_relaxed);
+    ReportBadBlock(inode, plain_bytes.error());
+    return plain_bytes.error();
+  }
+  size_t skip = static_cast<size_t>(offset - first_block * kBlock);
+  size_t available = *plain_bytes > skip ? *plain_bytes - skip : 0;
+  size_t n = std::min(length, available);
+  stats_.plaintext_bytes.fetch_add(n, std::memory_order_relaxed);
+  return std::span<const uint8_t>(buffers.plain.data() + skip, n);
+}
+
+}  // namespace cachefs::fs

@@ -1,0 +1,33 @@
+#pragma once
+
+// `cachefs mount ORIGIN MOUNTPOINT`: the composition root that wires key agent, origin, crypto
+// and FUSE together.
+
+#include <map>
+#include <string>
+
+#include "common/log.h"
+#include "fetch/origin_factory.h"
+#include "fs/fuse_mount.h"
+#include "keyagent/key_source.h"
+
+namespace cachefs::tools {
+
+struct MountCommand {
+  std::string origin;
+  std::string mountpoint;
+  std::string env_file;
+  bool foreground = false;
+  bool insecure_allow_non_tee = false;
+  bool insecure_permissions = false;
+  unsigned decrypt_threads = 0;  // 0: one per core
+  LogOptions log;
+  keyagent::KeySourceOptions key;
+  fetch::OriginOptions origin_options;
+  fs::MountOptions mount;
+};
+
+// Runs the mount to completion (until unmounted) and returns the process exit code.
+int RunMount(MountCommand command);
+
+}  // namespace cachefs::tools
