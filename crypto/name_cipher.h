@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -15,8 +17,18 @@ namespace cachefs::crypto {
 
 using DirIv = std::array<uint8_t, 16>;
 
+// Thread-safety: every method may be called concurrently. Failure modes: Result errors only
+// (kCorrupt for undecryptable cipher names, kInvalidArgument for unusable plaintext names,
+// kInternal when the key was unusable or OpenSSL failed); never throws.
 class NameCipher {
  public:
+  static constexpr std::string_view kLongNamePrefix = "gocryptfs.longname.";
+  static constexpr std::string_view kLongNameSuffix = ".name";
+  // gocryptfs refuses .name companions that are empty or longer than this.
+  static constexpr size_t kMaxLongNameFileSize = 344;
+
+  // `eme_key` is the 32-byte derived name key; `long_name_max` the encoded-name length above
+  // which names are hashed (255, or the LongNameMax config value).
   NameCipher(SecretBytes eme_key, bool raw64, size_t long_name_max);
   ~NameCipher();
   NameCipher(const NameCipher&) = delete;
@@ -33,6 +45,19 @@ class NameCipher {
 
   // Decodes base64url per the volume's Raw64 setting (symlink targets use it too).
   Result<std::string> DecodeBase64(std::string_view text) const;
+  std::string EncodeBase64(std::span<const uint8_t> data) const;
+
+  // "gocryptfs.longname." + base64url(SHA-256(cipher_name)): the name an over-long encoded
+  // cipher name is stored under.
+  std::string LongNameFor(std::string_view cipher_name) const;
+
+  // "gocryptfs.longname.*" but not a companion; "gocryptfs.longname.*.name" (textual checks,
+  // as gocryptfs does them).
+  static bool IsLongName(std::string_view name);
+  static bool IsLongNameCompanion(std::string_view name);
+
+  bool raw64() const;
+  size_t long_name_max() const;
 
  private:
   class Impl;

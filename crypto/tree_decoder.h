@@ -26,7 +26,7 @@ struct CipherEntry {
 };
 
 struct PlainEntry {
-  std::string path;   // plaintext, relative to the root, '/'-separated; "" is the root
+  std::string path;  // plaintext, relative to the root, '/'-separated; "" is the root
   EntryType type = EntryType::kFile;
   size_t cipher_index = 0;  // index into the CipherEntry list (the root: SIZE_MAX)
   uint64_t plain_size = 0;  // files: plaintext size; symlinks: target length
@@ -51,7 +51,6 @@ using SmallObjectReader =
 // a bad entry is logged, counted in `stats` and skipped.
 Result<std::vector<PlainEntry>> DecodeTree(const Volume& volume,
                                            const std::vector<CipherEntry>& entries,
-                                           const SmallObjectReader& read_small,
-                                           DecodeStats* stats);
+                                           const SmallObjectReader& read_small, DecodeStats* stats);
 
 }  // namespace cachefs::crypto

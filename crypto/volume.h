@@ -16,8 +16,7 @@ class Volume {
  public:
   // Derives the keys (HKDF or not, per the config); the master key is cleansed when this
   // returns.
-  static Result<std::unique_ptr<Volume>> Create(const VolumeConfig& config,
-                                                SecretBytes master_key);
+  static Result<std::unique_ptr<Volume>> Create(const VolumeConfig& config, SecretBytes master_key);
 
   // Reads the config, derives kdfOut from `password`, unwraps the master key and creates the
   // volume.

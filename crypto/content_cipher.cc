@@ -1,0 +1,357 @@
+#include "crypto/content_cipher.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "crypto/cipher_ctx_pool.h"
+#include "crypto/hchacha20.h"
+
+namespace cachefs::crypto {
+namespace {
+
+constexpr size_t kTagSize = 16;
+constexpr size_t kBlockNumberSize = 8;
+constexpr size_t kFileAadSize = kBlockNumberSize + 16;
+// With a pool, a request is split into pieces of at least this many blocks (64 KiB of
+// plaintext): below that, handing work to another thread costs more than it saves.
+constexpr size_t kMinBlocksPerPiece = 16;
+
+enum class BlockFailure { kNone, kTooShort, kZeroNonce, kAuthentication, kInternal };
+
+const char* Describe(BlockFailure failure) {
+  switch (failure) {
+    case BlockFailure::kNone:
+      return "ok";
+    case BlockFailure::kTooShort:
+      return "block too short";
+    case BlockFailure::kZeroNonce:
+      return "all-zero nonce";
+    case BlockFailure::kAuthentication:
+      return "authentication failed";
+    case BlockFailure::kInternal:
+      return "OpenSSL failure";
+  }
+  return "unknown failure";
+}
+
+// Fast all-zero test: memcmp of a buffer against itself shifted by one byte is vectorised.
+bool AllZero(const uint8_t* data, size_t size) {
+  return size == 0 || (data[0] == 0 && std::memcmp(data, data + 1, size - 1) == 0);
+}
+
+void StoreBe64(uint8_t* out, uint64_t value) {
+  for (int i = 7; i >= 0; --i) {
+    out[i] = static_cast<uint8_t>(value);
+    value >>= 8;
+  }
+}
+
+size_t NonceSizeOf(ContentAlgorithm algorithm) {
+  return algorithm == ContentAlgorithm::kXChaCha20Poly1305 ? 24 : 16;
+}
+
+size_t KeySizeOf(ContentAlgorithm algorithm) {
+  return algorithm == ContentAlgorithm::kAesSiv ? 64 : 32;
+}
+
+const char* OpenSslCipherName(ContentAlgorithm algorithm) {
+  switch (algorithm) {
+    case ContentAlgorithm::kAesGcm:
+      return "AES-256-GCM";
+    case ContentAlgorithm::kAesSiv:
+      return "AES-256-SIV";
+    case ContentAlgorithm::kXChaCha20Poly1305:
+      return "ChaCha20-Poly1305";
+  }
+  return "";
+}
+
+}  // namespace
+
+class ContentCipher::Impl {
+ public:
+  Impl(ContentAlgorithm algorithm, SecretBytes key)
+      : algorithm_(algorithm),
+        nonce_size_(NonceSizeOf(algorithm)),
+        key_(std::move(key)),
+        cipher_(key_.size() == KeySizeOf(algorithm)
+                    ? EVP_CIPHER_fetch(nullptr, OpenSslCipherName(algorithm), nullptr)
+                    : nullptr),
+        pool_([this](EVP_CIPHER_CTX* ctx) { return InitContext(ctx); }) {}
+
+  ~Impl() { EVP_CIPHER_free(cipher_); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  CipherCtxPool& pool() const { return pool_; }
+
+  // Decrypts one sealed chunk (nonce first) into `out`, which has room for
+  // chunk.size() - overhead bytes. On failure `out` is cleansed so no unauthenticated
+  // plaintext reaches the caller. Handles holes and the nonce checks too.
+  BlockFailure OpenChunk(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> chunk,
+                         std::span<const uint8_t> aad, uint8_t* out, bool allow_hole) const {
+    const size_t overhead = nonce_size_ + kTagSize;
+    if (allow_hole && chunk.size() == ContentCipher::kPlainBlockSize + overhead &&
+        AllZero(chunk.data(), nonce_size_) && AllZero(chunk.data(), chunk.size())) {
+      std::memset(out, 0, ContentCipher::kPlainBlockSize);
+      return BlockFailure::kNone;
+    }
+    if (chunk.size() <= overhead) {
+      return BlockFailure::kTooShort;
+    }
+    if (AllZero(chunk.data(), nonce_size_)) {
+      return BlockFailure::kZeroNonce;
+    }
+    if (ctx == nullptr) {
+      return BlockFailure::kInternal;
+    }
+    const size_t plain_size = chunk.size() - overhead;
+    BlockFailure result = BlockFailure::kInternal;
+    switch (algorithm_) {
+      case ContentAlgorithm::kAesGcm:
+        result = OpenGcm(ctx, chunk, aad, out, plain_size);
+        break;
+      case ContentAlgorithm::kAesSiv:
+        result = OpenSiv(ctx, chunk, aad, out, plain_size);
+        break;
+      case ContentAlgorithm::kXChaCha20Poly1305:
+        result = OpenXChaCha(ctx, chunk, aad, out, plain_size);
+        break;
+    }
+    if (result != BlockFailure::kNone) {
+      OPENSSL_cleanse(out, plain_size);
+    }
+    return result;
+  }
+
+ private:
+  bool InitContext(EVP_CIPHER_CTX* ctx) const {
+    if (cipher_ == nullptr) {
+      return false;
+    }
+    switch (algorithm_) {
+      case ContentAlgorithm::kAesGcm:
+        // The IV length must be set before the key and IV: gocryptfs uses 16-byte GCM nonces.
+        return EVP_DecryptInit_ex(ctx, cipher_, nullptr, nullptr, nullptr) == 1 &&
+               EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16, nullptr) == 1 &&
+               EVP_DecryptInit_ex(ctx, nullptr, nullptr, key_.data(), nullptr) == 1;
+      case ContentAlgorithm::kAesSiv:
+      case ContentAlgorithm::kXChaCha20Poly1305:
+        // Keyed per block (see OpenSiv / OpenXChaCha).
+        return EVP_DecryptInit_ex(ctx, cipher_, nullptr, nullptr, nullptr) == 1;
+    }
+    return false;
+  }
+
+  // Layout nonce(16) ‖ ciphertext ‖ tag(16). Only the IV changes per block, so the key
+  // schedule set in InitContext is reused.
+  static BlockFailure OpenGcm(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> chunk,
+                              std::span<const uint8_t> aad, uint8_t* out, size_t plain_size) {
+    const uint8_t* ct = chunk.data() + 16;
+    // EVP_CTRL_AEAD_SET_TAG takes a non-const pointer but only copies from it.
+    uint8_t* tag = const_cast<uint8_t*>(ct + plain_size);
+    int len = 0;
+    if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, nullptr, chunk.data()) != 1 ||
+        EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1 ||
+        EVP_DecryptUpdate(ctx, out, &len, ct, static_cast<int>(plain_size)) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1) {
+      return BlockFailure::kInternal;
+    }
+    return EVP_DecryptFinal_ex(ctx, out + len, &len) == 1 ? BlockFailure::kNone
+                                                          : BlockFailure::kAuthentication;
+  }
+
+  // Layout nonce(16) ‖ SIV(16) ‖ ciphertext. S2V components in order: [aad, nonce, plaintext]
+  // (gocryptfs passes the nonce as the last associated-data string). OpenSSL 3.0 resets the
+  // S2V state only when a key is given, so the context is re-keyed per block.
+  BlockFailure OpenSiv(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> chunk,
+                       std::span<const uint8_t> aad, uint8_t* out, size_t plain_size) const {
+    uint8_t* tag = const_cast<uint8_t*>(chunk.data() + 16);  // read-only use, see OpenGcm
+    const uint8_t* ct = chunk.data() + 32;
+    int len = 0;
+    if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, key_.data(), nullptr) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1 ||
+        EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1 ||
+        EVP_DecryptUpdate(ctx, nullptr, &len, chunk.data(), 16) != 1) {
+      return BlockFailure::kInternal;
+    }
+    // The SIV provider authenticates inside the data update and reports it again in Final.
+    if (EVP_DecryptUpdate(ctx, out, &len, ct, static_cast<int>(plain_size)) != 1) {
+      return BlockFailure::kAuthentication;
+    }
+    return EVP_DecryptFinal_ex(ctx, out + len, &len) == 1 ? BlockFailure::kNone
+                                                          : BlockFailure::kAuthentication;
+  }
+
+  // Layout nonce(24) ‖ ciphertext ‖ tag(16): subkey = HChaCha20(key, nonce[0:16]), then IETF
+  // ChaCha20-Poly1305 with nonce 0^4 ‖ nonce[16:24] (draft-irtf-cfrg-xchacha §2.3).
+  BlockFailure OpenXChaCha(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> chunk,
+                           std::span<const uint8_t> aad, uint8_t* out, size_t plain_size) const {
+    uint8_t subkey[32];
+    HChaCha20(std::span<const uint8_t, 32>(key_.data(), 32),
+              std::span<const uint8_t, 16>(chunk.data(), 16), subkey);
+    uint8_t iv[12] = {0, 0, 0, 0};
+    std::memcpy(iv + 4, chunk.data() + 16, 8);
+    const uint8_t* ct = chunk.data() + 24;
+    uint8_t* tag = const_cast<uint8_t*>(ct + plain_size);  // read-only use, see OpenGcm
+    int len = 0;
+    const bool ok =
+        EVP_DecryptInit_ex(ctx, nullptr, nullptr, subkey, iv) == 1 &&
+        EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1 &&
+        EVP_DecryptUpdate(ctx, out, &len, ct, static_cast<int>(plain_size)) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) == 1;
+    OPENSSL_cleanse(subkey, sizeof(subkey));
+    if (!ok) {
+      return BlockFailure::kInternal;
+    }
+    return EVP_DecryptFinal_ex(ctx, out + len, &len) == 1 ? BlockFailure::kNone
+                                                          : BlockFailure::kAuthentication;
+  }
+
+  ContentAlgorithm algorithm_;
+  size_t nonce_size_;
+  SecretBytes key_;
+  EVP_CIPHER* cipher_;  // fetched once; nullptr when the key length is wrong
+  mutable CipherCtxPool pool_;
+};
+
+ContentCipher::ContentCipher(ContentAlgorithm algorithm, SecretBytes content_key)
+    : algorithm_(algorithm), impl_(std::make_unique<Impl>(algorithm, std::move(content_key))) {}
+
+ContentCipher::~ContentCipher() = default;
+
+size_t ContentCipher::nonce_size() const { return NonceSizeOf(algorithm_); }
+
+uint64_t ContentCipher::PlainSize(uint64_t cipher_size) const {
+  if (cipher_size <= kHeaderSize) {
+    return 0;
+  }
+  const uint64_t body = cipher_size - kHeaderSize;
+  const uint64_t full = body / cipher_block_size();
+  uint64_t rest = body % cipher_block_size();
+  if (rest > 0 && rest <= overhead()) {
+    rest = overhead() + 1;  // torn last block: gocryptfs reports one byte for it
+  }
+  return full * kPlainBlockSize + (rest > 0 ? rest - overhead() : 0);
+}
+
+uint64_t ContentCipher::CipherSize(uint64_t plain_size) const {
+  if (plain_size == 0) {
+    return 0;
+  }
+  const uint64_t blocks = (plain_size + kPlainBlockSize - 1) / kPlainBlockSize;
+  return kHeaderSize + plain_size + blocks * overhead();
+}
+
+Result<FileId> ContentCipher::ParseHeader(std::span<const uint8_t> header) const {
+  if (header.size() < kHeaderSize) {
+    return Error(Errc::kCorrupt,
+                 "file header too short (" + std::to_string(header.size()) + " of 18 bytes)");
+  }
+  if (AllZero(header.data(), kHeaderSize)) {
+    return Error(Errc::kCorrupt, "file header is all zero");
+  }
+  const unsigned version = (unsigned{header[0]} << 8) | header[1];
+  if (version != 2) {
+    return Error(Errc::kCorrupt,
+                 "file header has version " + std::to_string(version) + ", expected 2");
+  }
+  FileId id;
+  std::memcpy(id.data(), header.data() + 2, id.size());
+  if (AllZero(id.data(), id.size())) {
+    return Error(Errc::kCorrupt, "file header has an all-zero file ID");
+  }
+  return id;
+}
+
+Result<size_t> ContentCipher::DecryptBlocks(std::span<const uint8_t> cipher, uint64_t first_block,
+                                            const FileId& file_id, std::span<uint8_t> plain,
+                                            TaskPool* pool) const {
+  if (cipher.empty()) {
+    return size_t{0};
+  }
+  const size_t cbs = cipher_block_size();
+  const size_t count = (cipher.size() + cbs - 1) / cbs;
+  const size_t last_size = cipher.size() - (count - 1) * cbs;
+  const size_t plain_total =
+      (count - 1) * kPlainBlockSize + (last_size > overhead() ? last_size - overhead() : 0);
+  if (plain.size() < plain_total) {
+    return Error(Errc::kInternal, "DecryptBlocks: plaintext buffer too small");
+  }
+
+  // Decrypts blocks [begin, end) of the request; returns the first failing index, or `end`.
+  auto decrypt_range = [&](size_t begin, size_t end, BlockFailure* failure) -> size_t {
+    CipherCtxPool::Lease lease = impl_->pool().Acquire();
+    uint8_t aad[kFileAadSize];
+    std::memcpy(aad + kBlockNumberSize, file_id.data(), file_id.size());
+    for (size_t i = begin; i < end; ++i) {
+      StoreBe64(aad, first_block + i);
+      const size_t offset = i * cbs;
+      const std::span<const uint8_t> chunk =
+          cipher.subspan(offset, std::min(cbs, cipher.size() - offset));
+      *failure = impl_->OpenChunk(lease.get(), chunk, aad, plain.data() + i * kPlainBlockSize,
+                                  /*allow_hole=*/true);
+      if (*failure != BlockFailure::kNone) {
+        return i;
+      }
+    }
+    return end;
+  };
+
+  size_t failed_index = count;
+  BlockFailure failure = BlockFailure::kNone;
+  const size_t pieces =
+      pool == nullptr ? 1 : std::min(pool->concurrency(), count / kMinBlocksPerPiece);
+  if (pieces <= 1) {
+    failed_index = decrypt_range(0, count, &failure);
+  } else {
+    // One slot per piece; the lowest failing block is reported, as a serial pass would.
+    std::vector<std::pair<size_t, BlockFailure>> results(pieces);
+    pool->ParallelFor(pieces, [&](size_t piece) {
+      const size_t begin = count * piece / pieces;
+      const size_t end = count * (piece + 1) / pieces;
+      BlockFailure piece_failure = BlockFailure::kNone;
+      const size_t at = decrypt_range(begin, end, &piece_failure);
+      results[piece] = {at == end ? count : at, piece_failure};
+    });
+    for (const auto& [at, piece_failure] : results) {
+      if (at < failed_index) {
+        failed_index = at;
+        failure = piece_failure;
+      }
+    }
+  }
+  if (failed_index < count) {
+    return Error(Errc::kCorrupt,
+                 "block " + std::to_string(first_block + failed_index) + ": " + Describe(failure));
+  }
+  return plain_total;
+}
+
+Result<std::string> ContentCipher::OpenSmall(std::span<const uint8_t> sealed) const {
+  if (sealed.empty()) {
+    return std::string();
+  }
+  if (sealed.size() <= overhead()) {
+    return Error(Errc::kCorrupt, "sealed value too short");
+  }
+  std::string out(sealed.size() - overhead(), '\0');
+  static constexpr uint8_t kZeroAad[kBlockNumberSize] = {};
+  CipherCtxPool::Lease lease = impl_->pool().Acquire();
+  // reinterpret_cast: std::string storage viewed as bytes, the usual char/uint8_t aliasing.
+  const BlockFailure failure =
+      impl_->OpenChunk(lease.get(), sealed, kZeroAad, reinterpret_cast<uint8_t*>(out.data()),
+                       /*allow_hole=*/false);
+  if (failure != BlockFailure::kNone) {
+    return Error(Errc::kCorrupt, Describe(failure));
+  }
+  return out;
+}
+
+}  // namespace cachefs::crypto
