@@ -6,8 +6,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "common/log.h"
 #include "fs/mountpoint.h"
@@ -33,6 +37,8 @@ struct FuseHandlers {
 
   static void Init(void* userdata, fuse_conn_info* conn) {
     auto& self = *static_cast<FuseMount*>(userdata);
+    // libfuse 3.14 refuses the session unless this repeats the max_read mount option.
+    conn->max_read = kMaxRead;
     conn->max_background = 64;
     conn->congestion_threshold = 48;
     if (conn->capable & FUSE_CAP_READDIRPLUS) {
@@ -347,14 +353,6 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Create(Filesystem& fs,
   }
   mount->mounted_ = true;
 
-  auto device = MountDevice(options.mountpoint);
-  if (device) {
-    auto status = SetReadaheadKb(*device, options.readahead_kb);
-    if (!status) {
-      CACHEFS_LOG(kWarn, "fs") << status.error().message()
-                               << "; mmap and sequential reads will be slower";
-    }
-  }
   if (options.decrypt_ahead) {
     fuse_session* session = mount->session_;
     mount->filler_ = std::make_unique<KernelCacheFiller>(
@@ -379,7 +377,28 @@ FuseMount::~FuseMount() {
   }
 }
 
+// The kernel applies FUSE's negotiated readahead (at most 128 KiB) when it processes the INIT
+// reply, so the wider window can only be set once the session answers requests.
+void FuseMount::WidenReadaheadOnceServing() {
+  std::thread([mountpoint = options_.mountpoint, kilobytes = options_.readahead_kb] {
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      struct stat st;
+      if (stat(mountpoint.c_str(), &st) == 0) {
+        auto device = MountDevice(mountpoint);
+        Status status = device ? SetReadaheadKb(*device, kilobytes) : Status(device.error());
+        if (!status) {
+          CACHEFS_LOG(kWarn, "fs") << status.error().message()
+                                   << "; mmap and sequential reads will be slower";
+        }
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }).detach();
+}
+
 Status FuseMount::Serve() {
+  WidenReadaheadOnceServing();
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(config, 1);
   fuse_loop_cfg_set_max_threads(config, options_.max_threads);

@@ -59,6 +59,7 @@ class FuseMount {
 
  private:
   FuseMount(Filesystem& fs, MountOptions options) : fs_(fs), options_(std::move(options)) {}
+  void WidenReadaheadOnceServing();
 
   Filesystem& fs_;
   MountOptions options_;

@@ -2,6 +2,7 @@
 
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -58,36 +59,51 @@ bool FindMount(const std::string& path, MountInfoLine* found) {
 
 }  // namespace
 
+namespace {
+
+// A FUSE mount whose daemon died answers ENOTCONN ("Transport endpoint is not connected").
+// stat() may still succeed from cached attributes; statfs() always asks the daemon.
+bool IsDeadFuseMount(const std::string& path) {
+  struct statfs fs;
+  return statfs(path.c_str(), &fs) != 0 && errno == ENOTCONN;
+}
+
+Status DetachStaleMount(const std::string& path) {
+  if (umount2(path.c_str(), MNT_DETACH) != 0) {
+    return Error::FromErrno(errno, "mountpoint " + path + ": cannot detach the stale mount");
+  }
+  CACHEFS_LOG(kWarn, "fs").Kv("mountpoint", path)
+      << "detached a stale mount left by a dead daemon";
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<MountpointState> PrepareMountpoint(const std::string& path) {
   MountpointState state;
+  MountInfoLine mount;
+  bool fuse_mounted = FindMount(path, &mount) && mount.fstype.rfind("fuse", 0) == 0;
+  if (fuse_mounted && IsDeadFuseMount(path)) {
+    CACHEFS_RETURN_IF_ERROR(DetachStaleMount(path));
+    fuse_mounted = FindMount(path, &mount) && mount.fstype.rfind("fuse", 0) == 0;
+  }
+  if (fuse_mounted) {
+    return Error(Errc::kInvalidArgument, "mountpoint " + path + ": already mounted (" +
+                                             mount.fstype + "); unmount it first");
+  }
   struct stat st;
   if (stat(path.c_str(), &st) != 0) {
-    if (errno == ENOTCONN) {
-      // A daemon died without unmounting: "Transport endpoint is not connected".
-      if (umount2(path.c_str(), MNT_DETACH) != 0) {
-        return Error::FromErrno(errno, "mountpoint " + path + ": cannot detach the stale mount");
-      }
-      CACHEFS_LOG(kWarn, "fs").Kv("mountpoint", path) << "detached a stale mount left by a dead daemon";
-      if (stat(path.c_str(), &st) != 0) {
-        return Error::FromErrno(errno, "mountpoint " + path);
-      }
-    } else if (errno == ENOENT) {
-      if (mkdir(path.c_str(), 0755) != 0) {
-        return Error::FromErrno(errno, "mountpoint " + path);
-      }
-      state.created = true;
-      return state;
-    } else {
+    if (errno != ENOENT) {
       return Error::FromErrno(errno, "mountpoint " + path);
     }
+    if (mkdir(path.c_str(), 0755) != 0) {
+      return Error::FromErrno(errno, "mountpoint " + path);
+    }
+    state.created = true;
+    return state;
   }
   if (!S_ISDIR(st.st_mode)) {
     return Error(Errc::kInvalidArgument, "mountpoint " + path + ": not a directory");
-  }
-  MountInfoLine mount;
-  if (FindMount(path, &mount) && mount.fstype.rfind("fuse", 0) == 0) {
-    return Error(Errc::kInvalidArgument, "mountpoint " + path + ": already mounted (" +
-                                             mount.fstype + "); unmount it first");
   }
   return state;
 }

@@ -236,6 +236,7 @@ int RunMount(MountCommand command) {
   fs::Filesystem filesystem(std::move(table).value(), **origin, **volume, decrypt_pool);
   const auto counts = filesystem.table().counts();
   command.mount.fsname = "cachefs";
+  command.mount.mountpoint = command.mountpoint;
   auto mount = fs::FuseMount::Create(filesystem, command.mount);
   if (!mount) {
     fail(kExitFuse, mount.error());
