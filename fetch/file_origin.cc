@@ -194,8 +194,7 @@ Result<size_t> FileOrigin::ReadRange(const ObjectInfo& object, uint64_t offset,
 void FileOrigin::Prefetch(const ObjectInfo& object, uint64_t offset, uint64_t length) {
   auto fd = FileFor(object);
   if (fd) {
-    posix_fadvise(*fd, static_cast<off_t>(offset), static_cast<off_t>(length),
-                  POSIX_FADV_WILLNEED);
+    posix_fadvise(*fd, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_WILLNEED);
   }
 }
 

@@ -29,6 +29,42 @@ struct ObjectInfo {
   std::string link_target;  // kSymlink only: the stored (encrypted) target
 };
 
+// Counters for status and metrics (cachefsctl status, /metrics). Every field is a running
+// total since the origin was opened unless it says "now". Origins fill what they know.
+struct OriginStats {
+  // Requests to the origin itself (object store or HTTP server).
+  uint64_t origin_requests = 0;
+  uint64_t origin_retries = 0;
+  uint64_t origin_bytes = 0;
+  uint64_t errors_not_found = 0;   // 404: not retried
+  uint64_t errors_denied = 0;      // 401/403: not retried
+  uint64_t errors_changed = 0;     // 412 or a different ETag/size: object changed under us
+  uint64_t errors_transport = 0;   // connect failures, resets, TLS, stalls cut
+  uint64_t errors_timeout = 0;     // request deadline passed
+  uint64_t errors_server = 0;      // 5xx other than 503
+  uint64_t errors_throttled = 0;   // 429 and 503 slow-down
+  uint64_t errors_short_body = 0;  // fewer bytes than the range asked for
+  // Chunk cache (CachingOrigin): where the bytes handed to readers came from.
+  uint64_t bytes_from_memory = 0;
+  uint64_t bytes_from_disk = 0;
+  uint64_t bytes_from_origin = 0;
+  uint64_t memory_hits = 0;
+  uint64_t disk_hits = 0;
+  uint64_t origin_fetches = 0;       // chunks fetched from the next source (peer or origin)
+  uint64_t single_flight_waits = 0;  // readers that joined a fetch already in flight
+  uint64_t memory_used = 0;          // now: bytes of chunk buffers alive
+  uint64_t memory_limit = 0;
+  uint64_t disk_used = 0;  // now
+  uint64_t disk_limit = 0;
+  bool disk_enabled = false;  // now: false without --cache-dir or after ENOSPC
+  uint64_t disk_corrupt = 0;  // cache files that failed validation and were re-fetched
+  uint64_t disk_write_errors = 0;
+  uint64_t readahead_streams = 0;   // now: sequential streams being tracked
+  uint64_t readahead_inflight = 0;  // now: read-ahead chunk fetches running
+  uint64_t readahead_issued = 0;    // chunks fetched ahead of readers
+  uint64_t readahead_used = 0;      // of those, chunks a reader then asked for
+};
+
 // Thread-safe: every method may be called from many threads at once.
 class Origin {
  public:
@@ -54,6 +90,9 @@ class Origin {
     (void)offset;
     (void)length;
   }
+
+  // Adds this origin's counters to `stats`; the default has none.
+  virtual void CollectStats(OriginStats& stats) const { (void)stats; }
 };
 
 // Reads a whole small object (gocryptfs.conf, gocryptfs.diriv, a long-name companion), refusing
