@@ -2,14 +2,20 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 
 namespace cachefs::fetch {
 namespace {
+
+// MADV_POPULATE_READ (Linux 5.14) is missing from Debian 12's glibc headers; older kernels
+// answer EINVAL and the pages fault in on access instead.
+constexpr int kMadvPopulateRead = 22;
 
 // The local stand-in for an ETag: a file replaced or rewritten in place changes one of these.
 std::string LocalEtag(const struct stat& st) {
@@ -115,8 +121,11 @@ Result<std::unique_ptr<FileOrigin>> FileOrigin::Open(const std::string& root) {
 }
 
 FileOrigin::~FileOrigin() {
-  for (auto& [key, fd] : fds_) {
-    close(fd);
+  for (auto& [key, file] : files_) {
+    if (file->map != nullptr) {
+      munmap(const_cast<uint8_t*>(file->map), file->map_size);
+    }
+    close(file->fd);
   }
   close(root_fd_);
 }
@@ -134,12 +143,12 @@ Result<std::vector<ObjectInfo>> FileOrigin::List() {
   return out;
 }
 
-Result<int> FileOrigin::FileFor(const ObjectInfo& object) {
+Result<FileOrigin::OpenFile*> FileOrigin::FileFor(const ObjectInfo& object) {
   {
     std::lock_guard lock(mutex_);
-    auto it = fds_.find(object.key);
-    if (it != fds_.end()) {
-      return it->second;
+    auto it = files_.find(object.key);
+    if (it != files_.end()) {
+      return it->second.get();
     }
   }
   int fd = openat(root_fd_, object.key.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -160,20 +169,37 @@ Result<int> FileOrigin::FileFor(const ObjectInfo& object) {
     return Error(Errc::kChanged, object.key + ": changed at the origin after mount");
   }
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  auto file = std::make_unique<OpenFile>();
+  file->fd = fd;
   std::lock_guard lock(mutex_);
-  auto [it, inserted] = fds_.emplace(object.key, fd);
+  auto [it, inserted] = files_.emplace(object.key, std::move(file));
   if (!inserted) {
     close(fd);  // another thread opened it first
   }
-  return it->second;
+  return it->second.get();
+}
+
+Result<const uint8_t*> FileOrigin::MappingFor(const ObjectInfo& object, OpenFile& file) {
+  std::lock_guard lock(mutex_);
+  if (file.map == nullptr) {
+    void* map = mmap(nullptr, object.size, PROT_READ, MAP_SHARED, file.fd, 0);
+    if (map == MAP_FAILED) {
+      return Error::FromErrno(errno, "mmap " + object.key);
+    }
+    madvise(map, object.size, MADV_SEQUENTIAL);
+    file.map = static_cast<const uint8_t*>(map);
+    file.map_size = object.size;
+  }
+  return file.map;
 }
 
 Result<size_t> FileOrigin::ReadRange(const ObjectInfo& object, uint64_t offset,
                                      std::span<uint8_t> dst) {
-  CACHEFS_ASSIGN_OR_RETURN(int fd, FileFor(object));
+  CACHEFS_ASSIGN_OR_RETURN(OpenFile * file, FileFor(object));
   size_t done = 0;
   while (done < dst.size()) {
-    ssize_t n = pread(fd, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
+    ssize_t n =
+        pread(file->fd, dst.data() + done, dst.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) {
         continue;
@@ -191,10 +217,32 @@ Result<size_t> FileOrigin::ReadRange(const ObjectInfo& object, uint64_t offset,
   return done;
 }
 
+Result<std::span<const uint8_t>> FileOrigin::ReadView(const ObjectInfo& object, uint64_t offset,
+                                                      std::span<uint8_t> scratch) {
+  if (offset >= object.size) {
+    return std::span<const uint8_t>();
+  }
+  CACHEFS_ASSIGN_OR_RETURN(OpenFile * file, FileFor(object));
+  // A mapped page beyond the current end of file raises SIGBUS: check that the file still has
+  // its pinned size before touching the mapping. (Only a concurrent truncate between this
+  // check and the decryption could still fault; the origin directory is the operator's own.)
+  struct stat st;
+  if (fstat(file->fd, &st) != 0 || static_cast<uint64_t>(st.st_size) != object.size) {
+    return Error(Errc::kChanged, object.key + ": changed at the origin after mount");
+  }
+  CACHEFS_ASSIGN_OR_RETURN(const uint8_t* map, MappingFor(object, *file));
+  size_t length = static_cast<size_t>(std::min<uint64_t>(scratch.size(), object.size - offset));
+  // Map the range's pages in one call instead of faulting on each of them.
+  uintptr_t start = reinterpret_cast<uintptr_t>(map + offset) & ~uintptr_t{4095};
+  madvise(reinterpret_cast<void*>(start),
+          reinterpret_cast<uintptr_t>(map + offset + length) - start, kMadvPopulateRead);
+  return std::span<const uint8_t>(map + offset, length);
+}
+
 void FileOrigin::Prefetch(const ObjectInfo& object, uint64_t offset, uint64_t length) {
-  auto fd = FileFor(object);
-  if (fd) {
-    posix_fadvise(*fd, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_WILLNEED);
+  auto file = FileFor(object);
+  if (file) {
+    posix_fadvise((*file)->fd, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_WILLNEED);
   }
 }
 

@@ -21,17 +21,29 @@ class FileOrigin final : public Origin {
   Result<std::vector<ObjectInfo>> List() override;
   Result<size_t> ReadRange(const ObjectInfo& object, uint64_t offset,
                            std::span<uint8_t> dst) override;
+  // Serves views of a read-only mapping of the file: the decryptor reads the page cache
+  // directly, saving the copy pread would make (about a sixth of the daemon's CPU).
+  Result<std::span<const uint8_t>> ReadView(const ObjectInfo& object, uint64_t offset,
+                                            std::span<uint8_t> scratch) override;
   void Prefetch(const ObjectInfo& object, uint64_t offset, uint64_t length) override;
 
  private:
   FileOrigin(std::string root, int root_fd) : root_(std::move(root)), root_fd_(root_fd) {}
-  // Returns an fd for `key`, opened once and kept: a model has few, large files.
-  Result<int> FileFor(const ObjectInfo& object);
+  struct OpenFile {
+    int fd = -1;
+    const uint8_t* map = nullptr;  // whole file, PROT_READ; nullptr until first ReadView
+    uint64_t map_size = 0;
+  };
+  // Returns the file for `key`, opened once (and checked against the pinned version) and kept:
+  // a model has few, large files.
+  Result<OpenFile*> FileFor(const ObjectInfo& object);
+  Result<const uint8_t*> MappingFor(const ObjectInfo& object, OpenFile& file);
 
   std::string root_;
   int root_fd_;
   std::mutex mutex_;
-  std::unordered_map<std::string, int> fds_;  // guarded by mutex_
+  // guarded by mutex_; entries are never removed before destruction, so pointers stay valid
+  std::unordered_map<std::string, std::unique_ptr<OpenFile>> files_;
 };
 
 }  // namespace cachefs::fetch

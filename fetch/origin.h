@@ -83,6 +83,16 @@ class Origin {
   virtual Result<size_t> ReadRange(const ObjectInfo& object, uint64_t offset,
                                    std::span<uint8_t> dst) = 0;
 
+  // Like ReadRange, but may return a view of bytes the origin already holds in memory (a
+  // mapped local file) instead of copying them into `scratch`; short only where the object
+  // ends. The view is valid until `scratch` is reused or the origin is destroyed. The default
+  // copies into `scratch`.
+  virtual Result<std::span<const uint8_t>> ReadView(const ObjectInfo& object, uint64_t offset,
+                                                    std::span<uint8_t> scratch) {
+    CACHEFS_ASSIGN_OR_RETURN(size_t got, ReadRange(object, offset, scratch));
+    return std::span<const uint8_t>(scratch.data(), got);
+  }
+
   // Hints that [offset, offset + length) of `object` will be read soon. Origins with a cache
   // start fetching it in the background; the default does nothing.
   virtual void Prefetch(const ObjectInfo& object, uint64_t offset, uint64_t length) {

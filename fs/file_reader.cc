@@ -82,18 +82,16 @@ Result<std::span<const uint8_t>> FileReader::Read(const Inode& inode, uint64_t o
   buffers.cipher.resize(blocks * cbs);
   buffers.plain.resize(blocks * kBlock);
 
-  auto got = origin_.ReadRange(inode.object, cipher_offset, buffers.cipher);
-  if (!got) {
+  auto cipher = origin_.ReadView(inode.object, cipher_offset, buffers.cipher);
+  if (!cipher) {
     stats_.origin_errors.fetch_add(1, std::memory_order_relaxed);
     CACHEFS_LOG(kError, "fs").Kv("file", inode.path).Kv("offset", cipher_offset)
-        << "origin read failed: " << got.error().message();
-    return got.error();
+        << "origin read failed: " << cipher.error().message();
+    return cipher.error();
   }
-  stats_.ciphertext_bytes.fetch_add(*got, std::memory_order_relaxed);
+  stats_.ciphertext_bytes.fetch_add(cipher->size(), std::memory_order_relaxed);
 
-  auto plain_bytes =
-      cipher_.DecryptBlocks(std::span<const uint8_t>(buffers.cipher.data(), *got), first_block,
-                            *file_id, buffers.plain, &pool_);
+  auto plain_bytes = cipher_.DecryptBlocks(*cipher, first_block, *file_id, buffers.plain, &pool_);
   if (!plain_bytes) {
     stats_.corrupt_blocks.fetch_add(1, std::memory_order_relaxed);
     ReportBadBlock(inode, plain_bytes.error());
