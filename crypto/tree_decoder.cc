@@ -111,6 +111,7 @@ class Decoder {
       const std::string plain_path = out[dir.out_index].path;
       ListDirectory(dir.cipher_key, plain_path, iv, &out, &queue);
     }
+    RejectOrphans();
     return out;
   }
 
@@ -265,6 +266,24 @@ class Decoder {
       return Error(Errc::kCorrupt, "gocryptfs.diriv is all zero");
     }
     return iv;
+  }
+
+  // Entries whose parent directory is not in the listing cannot be placed; say so instead of
+  // dropping them silently. (Children of rejected or damaged directories are invisible by
+  // design and not counted again.)
+  void RejectOrphans() {
+    for (const auto& [dir_key, indices] : children_) {
+      if (dir_key.empty()) {
+        continue;
+      }
+      auto it = by_key_.find(dir_key);
+      if (it != by_key_.end() && entries_[it->second].type == EntryType::kDirectory) {
+        continue;
+      }
+      for (size_t index : indices) {
+        Reject(dir_key, BaseName(entries_[index].key), "parent directory not in the listing");
+      }
+    }
   }
 
   void Reject(std::string_view dir_key, std::string_view name, std::string_view why) {

@@ -46,9 +46,25 @@ struct DecodeStats {
 using SmallObjectReader =
     std::function<Result<std::vector<uint8_t>>(const std::string& key, size_t max_size)>;
 
-// Every directory of the input appears before its children in the output, the root first.
-// Fails only when the tree as a whole is unusable (e.g. the root diriv is missing or invalid);
-// a bad entry is logged, counted in `stats` and skipped.
+// Every directory of the input appears before its children in the output, the root first;
+// the children of one directory are sorted by plaintext name. Fails only when the tree as a
+// whole is unusable (e.g. the root diriv is missing or invalid); a bad entry is logged (one
+// warning line with the cipher directory and the cipher name, never a plaintext name), counted
+// in `stats` and skipped.
+//
+// Input: every directory must be listed as a kDirectory entry; entries below a directory that
+// is missing from the listing are skipped and counted as rejected. `read_small` is called from
+// the calling thread, once per directory (its gocryptfs.diriv) and once per long name (its
+// .name companion), never for an object absent from `entries`.
+//
+// Rules beyond gocryptfs 2.3 (stricter, documented in gocryptfs-format.md as allowed):
+//  * names decode with strict base64 (gocryptfs 2.5), so of two spellings of one name only the
+//    canonical one is shown (fixture _extra/fsck/malleable_base64);
+//  * a .name companion must hash to its gocryptfs.longname.<hash> object; otherwise the entry
+//    is skipped (gocryptfs would list it, but its plaintext name could never be looked up, and
+//    a copied companion would show one name twice);
+//  * a second entry with the same plaintext name in one directory is skipped.
+// Thread-safety: reentrant; `volume` is only read. `stats` may be nullptr.
 Result<std::vector<PlainEntry>> DecodeTree(const Volume& volume,
                                            const std::vector<CipherEntry>& entries,
                                            const SmallObjectReader& read_small, DecodeStats* stats);

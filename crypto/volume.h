@@ -12,14 +12,16 @@
 
 namespace cachefs::crypto {
 
+// Thread-safety: immutable after creation; every const method may be called concurrently.
+// Failure modes: Result errors only, never throws.
 class Volume {
  public:
   // Derives the keys (HKDF or not, per the config); the master key is cleansed when this
   // returns.
   static Result<std::unique_ptr<Volume>> Create(const VolumeConfig& config, SecretBytes master_key);
 
-  // Reads the config, derives kdfOut from `password`, unwraps the master key and creates the
-  // volume.
+  // Derives kdfOut from `password` (scrypt: tens of milliseconds to seconds), unwraps the
+  // master key and creates the volume. A wrong password fails with kPermissionDenied.
   static Result<std::unique_ptr<Volume>> Unlock(const VolumeConfig& config,
                                                 const SecretBytes& password);
 
@@ -28,7 +30,8 @@ class Volume {
   // Absent (nullptr) for PlaintextNames volumes.
   const NameCipher* names() const { return names_.get(); }
 
-  // Decrypts a stored symlink target (base64 + sealed, or verbatim with PlaintextNames).
+  // Decrypts a stored symlink target (base64 + sealed, or verbatim with PlaintextNames);
+  // kCorrupt when it does not decode or authenticate.
   Result<std::string> DecryptSymlinkTarget(std::string_view stored) const;
 
  private:

@@ -39,13 +39,20 @@ struct VolumeConfig {
   size_t long_name_max = 255;  // encoded names longer than this are stored as long names
 };
 
-// Parses and validates a gocryptfs.conf. Refuses, with a message naming the problem: a version
-// other than 2, an unknown feature flag, a FIDO2 volume, weak scrypt parameters and every flag
-// combination gocryptfs 2.3/2.4 refuse (e.g. AES-GCM without GCMIV128).
+// Parses and validates a gocryptfs.conf. Refuses, with a one-line message starting
+// "gocryptfs.conf: " and naming the problem: malformed JSON or field types, a version other
+// than 2, an unknown feature flag, a FIDO2 volume, weak or oversized scrypt parameters
+// (N < 1024 or not a power of two, R < 8, P outside 1…16, salt < 32 bytes, KeyLen != 32), an
+// EncryptedKey of the wrong length, and every flag combination gocryptfs 2.3/2.4 refuse (e.g.
+// AES-GCM without GCMIV128). Keys match case-insensitively and unknown keys are ignored, as
+// with Go's encoding/json. kUnsupported for versions, flags and FIDO2, kInvalidArgument for
+// the rest. Never throws. Thread-safe.
 Result<VolumeConfig> ParseVolumeConfig(std::string_view json);
 
 // scrypt + (HKDF) + AES-256-GCM unwrap of the master key. A wrong password fails with
-// Errc::kPermissionDenied ("password incorrect").
+// Errc::kPermissionDenied ("password incorrect"), an empty one with kInvalidArgument. scrypt
+// memory is capped (crypto/kdf.h kMaxScryptMemory, 2 GiB): beyond it kUnsupported. All
+// intermediate keys live in SecretBytes. Thread-safe.
 Result<SecretBytes> UnwrapMasterKey(const VolumeConfig& config, const SecretBytes& password);
 
 }  // namespace cachefs::crypto
