@@ -259,11 +259,12 @@ void CachingOrigin::TrackRead(const ObjectInfo& object, uint64_t offset, uint64_
   const uint64_t cur_chunk = (end - 1) / cs;
   std::lock_guard lock(mu_);
   ++clock_;
+  // The kernel issues read-ahead of its own in parallel, so reads of a sequential stream
+  // arrive slightly out of order: a read near the expected offset continues the stream.
+  const uint64_t slack = std::min<uint64_t>(cs, 2u << 20);
   Stream* stream = nullptr;
   for (auto& s : streams_) {
-    // The kernel issues read-ahead of its own in parallel, so reads of a sequential stream
-    // arrive slightly out of order: anything within a chunk of the expected offset continues.
-    if (s.key == object.key && offset + cs >= s.next_offset && offset <= s.next_offset + cs) {
+    if (s.key == object.key && offset + slack >= s.next_offset && offset <= s.next_offset + slack) {
       stream = &s;
       break;
     }
@@ -275,11 +276,22 @@ void CachingOrigin::TrackRead(const ObjectInfo& object, uint64_t offset, uint64_
           [](const Stream& a, const Stream& b) { return a.last_use < b.last_use; });
       streams_.erase(oldest);
     }
-    streams_.push_back({object.key, end, 0, cur_chunk, cur_chunk + 1, clock_});
+    Stream fresh;
+    fresh.key = object.key;
+    fresh.next_offset = end;
+    fresh.grown_at_chunk = cur_chunk;
+    fresh.prefetched_until = cur_chunk + 1;
+    fresh.last_use = clock_;
+    streams_.push_back(std::move(fresh));
     return;
   }
   stream->last_use = clock_;
   stream->next_offset = std::max(stream->next_offset, end);
+  // Two reads in a row that continue the stream before any read-ahead: random readers hit a
+  // neighbour now and then, rarely twice running.
+  if (++stream->sequential_reads < 2) {
+    return;
+  }
   const uint64_t max_window = std::max<uint64_t>(1, options_.max_readahead / cs);
   if (stream->window == 0) {
     stream->window = 1;

@@ -98,6 +98,7 @@ class CachingOrigin final : public Origin {
   struct Stream {
     std::string key;
     uint64_t next_offset = 0;
+    uint64_t sequential_reads = 0;  // reads that continued this stream
     uint64_t window = 0;            // chunks ahead
     uint64_t grown_at_chunk = 0;    // the chunk at which the window last grew
     uint64_t prefetched_until = 0;  // first chunk index not scheduled yet

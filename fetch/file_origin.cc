@@ -242,7 +242,8 @@ Result<std::span<const uint8_t>> FileOrigin::ReadView(const ObjectInfo& object, 
 void FileOrigin::Prefetch(const ObjectInfo& object, uint64_t offset, uint64_t length) {
   auto file = FileFor(object);
   if (file) {
-    posix_fadvise((*file)->fd, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_WILLNEED);
+    posix_fadvise((*file)->fd, static_cast<off_t>(offset), static_cast<off_t>(length),
+                  POSIX_FADV_WILLNEED);
   }
 }
 

@@ -102,6 +102,7 @@ Result<std::unique_ptr<Origin>> OpenRemote(const OriginOptions& options, RemoteC
   HttpEngineOptions engine_options;
   engine_options.ca_bundle = options.ca_bundle;
   engine_options.max_host_connections = std::max(8, options.max_parallel_fetches + 8);
+  engine_options.low_speed_time_s = std::max(1, options.stall_timeout_s);
   CACHEFS_ASSIGN_OR_RETURN(auto engine, HttpEngine::Create(engine_options));
   auto remote = std::make_unique<RemoteOrigin>(std::move(config), std::move(signer),
                                                std::shared_ptr<HttpEngine>(std::move(engine)));

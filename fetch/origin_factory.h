@@ -31,6 +31,7 @@ struct OriginOptions {
   std::string cache_dir;          // empty: memory tier only
   uint64_t cache_size = 0;        // 0 with a cache_dir: 80% of the free space at start
   int max_parallel_fetches = 16;  // read-ahead requests in flight; demand reads come on top
+  int stall_timeout_s = 10;       // a transfer below 16 KiB/s for this long is cut and retried
 };
 
 // Local paths give a FileOrigin. Remote locations give a CachingOrigin (fetch/caching_origin.h:
