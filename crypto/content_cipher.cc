@@ -40,6 +40,11 @@ const char* Describe(BlockFailure failure) {
   return "unknown failure";
 }
 
+// Bad ciphertext is kCorrupt; an OpenSSL failure says nothing about the data.
+Errc ErrcOf(BlockFailure failure) {
+  return failure == BlockFailure::kInternal ? Errc::kInternal : Errc::kCorrupt;
+}
+
 // Fast all-zero test: memcmp of a buffer against itself shifted by one byte is vectorised.
 bool AllZero(const uint8_t* data, size_t size) {
   return size == 0 || (data[0] == 0 && std::memcmp(data, data + 1, size - 1) == 0);
@@ -98,7 +103,7 @@ class ContentCipher::Impl {
                          std::span<const uint8_t> aad, uint8_t* out, bool allow_hole) const {
     const size_t overhead = nonce_size_ + kTagSize;
     if (allow_hole && chunk.size() == ContentCipher::kPlainBlockSize + overhead &&
-        AllZero(chunk.data(), nonce_size_) && AllZero(chunk.data(), chunk.size())) {
+        AllZero(chunk.data(), chunk.size())) {
       std::memset(out, 0, ContentCipher::kPlainBlockSize);
       return BlockFailure::kNone;
     }
@@ -328,7 +333,7 @@ Result<size_t> ContentCipher::DecryptBlocks(std::span<const uint8_t> cipher, uin
     }
   }
   if (failed_index < count) {
-    return Error(Errc::kCorrupt,
+    return Error(ErrcOf(failure),
                  "block " + std::to_string(first_block + failed_index) + ": " + Describe(failure));
   }
   return plain_total;
@@ -349,7 +354,7 @@ Result<std::string> ContentCipher::OpenSmall(std::span<const uint8_t> sealed) co
       impl_->OpenChunk(lease.get(), sealed, kZeroAad, reinterpret_cast<uint8_t*>(out.data()),
                        /*allow_hole=*/false);
   if (failure != BlockFailure::kNone) {
-    return Error(Errc::kCorrupt, Describe(failure));
+    return Error(ErrcOf(failure), Describe(failure));
   }
   return out;
 }

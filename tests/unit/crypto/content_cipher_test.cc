@@ -443,6 +443,7 @@ TEST(ContentCipherKeyTest, WrongKeyLengthFailsCleanly) {
   auto result =
       cipher.DecryptBlocks(std::span<const uint8_t>(file).subspan(kHeader), 0, kFileId, out);
   ASSERT_FALSE(result);
+  EXPECT_EQ(result.error().code(), Errc::kInternal);
   EXPECT_EQ(result.error().message(), "block 0: OpenSSL failure");
 }
 

@@ -284,3 +284,46 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace cachefs::crypto
+
+namespace cachefs::crypto {
+namespace {
+
+// The -masterkey path: Volume::Create from the README key gives the same volume as Unlock.
+TEST(VolumeTest, CreateFromMasterKey) {
+  const auto root = FixturePath("v2.2-xchacha");
+  auto config = ParseVolumeConfig(ReadFileText(root / "gocryptfs.conf"));
+  ASSERT_TRUE(config);
+  auto volume = Volume::Create(
+      *config, SecretBytes::CopyOf(Unhex(
+                   "44670e7e-32475bfc-bdfb8a8c-be17a767-0679cac0-be705d8c-af41c411-28c40f26")));
+  ASSERT_TRUE(volume) << volume.error().message();
+  auto plain =
+      DecryptWholeFile((*volume)->content(), ReadFileBytes(root / "0FzVVSsqaL3FgoloAfeuaQ"));
+  ASSERT_TRUE(plain) << plain.error().message();
+  EXPECT_EQ(*plain, "It works!\n");
+  EXPECT_EQ(*(*volume)->DecryptSymlinkTarget(ReadFileText(root / "Y4Z6p3_XZ2yoqHuuJX4l6w")),
+            "status.txt");
+  EXPECT_EQ(*(*volume)->DecryptSymlinkTarget(""), "");
+  auto bad = (*volume)->DecryptSymlinkTarget("not base64!");
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Errc::kCorrupt);
+
+  auto short_key = Volume::Create(*config, SecretBytes(31));
+  ASSERT_FALSE(short_key);
+  EXPECT_EQ(short_key.error().code(), Errc::kInvalidArgument);
+  // A wrong master key gives a volume whose data does not authenticate.
+  auto wrong = Volume::Create(*config, SecretBytes(32));
+  ASSERT_TRUE(wrong);
+  EXPECT_FALSE(
+      DecryptWholeFile((*wrong)->content(), ReadFileBytes(root / "0FzVVSsqaL3FgoloAfeuaQ")));
+}
+
+TEST(VolumeTest, PlaintextNamesVolumeHasNoNameCipher) {
+  auto volume = UnlockFixture(FixturePath("v0.7-plaintextnames"));
+  ASSERT_TRUE(volume);
+  EXPECT_EQ((*volume)->names(), nullptr);
+  EXPECT_EQ(*(*volume)->DecryptSymlinkTarget("/a/b/c/d"), "/a/b/c/d");
+}
+
+}  // namespace
+}  // namespace cachefs::crypto
