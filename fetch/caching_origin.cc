@@ -9,6 +9,8 @@ namespace cachefs::fetch {
 namespace {
 
 constexpr size_t kMaxDiskQueue = 16;
+// A stream that saw no read among the last this many reads (of any object) starts over.
+constexpr uint64_t kRecentReads = 16;
 
 }  // namespace
 
@@ -260,14 +262,21 @@ void CachingOrigin::TrackRead(const ObjectInfo& object, uint64_t offset, uint64_
   std::lock_guard lock(mu_);
   ++clock_;
   // The kernel issues read-ahead of its own in parallel, so reads of a sequential stream
-  // arrive slightly out of order: a read near the expected offset continues the stream.
-  const uint64_t slack = std::min<uint64_t>(cs, 2u << 20);
+  // arrive slightly out of order: a read within a few read sizes of the expected offset
+  // continues the stream, if the stream was used recently.
+  const uint64_t slack =
+      std::min({cs, uint64_t{2} << 20, std::max<uint64_t>(2 * length, 128 << 10)});
   Stream* stream = nullptr;
   for (auto& s : streams_) {
     if (s.key == object.key && offset + slack >= s.next_offset && offset <= s.next_offset + slack) {
       stream = &s;
       break;
     }
+  }
+  if (stream != nullptr && clock_ - stream->last_use > kRecentReads) {
+    // A random reader landed next to an old read: not a stream yet.
+    stream->sequential_reads = 0;
+    stream->window = 0;
   }
   if (stream == nullptr) {
     if (streams_.size() >= options_.max_streams) {

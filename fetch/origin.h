@@ -103,6 +103,15 @@ class Origin {
 
   // Adds this origin's counters to `stats`; the default has none.
   virtual void CollectStats(OriginStats& stats) const { (void)stats; }
+
+  // Drops cached ciphertext (`cachefsctl flush`): the memory tier, the disk tier, or both.
+  // Reads in flight finish normally; later reads fetch again. Returns the bytes dropped. The
+  // default, for origins read in place (no cache), drops nothing.
+  virtual uint64_t DropCache(bool memory, bool disk) {
+    (void)memory;
+    (void)disk;
+    return 0;
+  }
 };
 
 // Reads a whole small object (gocryptfs.conf, gocryptfs.diriv, a long-name companion), refusing
