@@ -14,6 +14,7 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(
   gocryptfs bindfs nginx-light python3 python3-botocore attr psmisc iproute2 curl
   procps util-linux openssl python3-pytest nodejs rclone
+  python3-cryptography
 )
 
 missing=()
