@@ -49,8 +49,11 @@ Result<std::unique_ptr<Volume>> Volume::Create(const VolumeConfig& config, Secre
     }
     names = std::make_unique<NameCipher>(std::move(eme_key), config.raw64, config.long_name_max);
   }
+  CACHEFS_ASSIGN_OR_RETURN(SecretBytes sharing_group_key,
+                           HkdfSha256(master_key.span(), "cachefs sharing group key v1", 32));
   // `master_key` is cleansed by its destructor when this returns.
-  return std::unique_ptr<Volume>(new Volume(config, std::move(content), std::move(names)));
+  return std::unique_ptr<Volume>(
+      new Volume(config, std::move(content), std::move(names), std::move(sharing_group_key)));
 }
 
 Result<std::unique_ptr<Volume>> Volume::Unlock(const VolumeConfig& config,

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <map>
@@ -323,6 +324,44 @@ TEST(VolumeTest, PlaintextNamesVolumeHasNoNameCipher) {
   ASSERT_TRUE(volume);
   EXPECT_EQ((*volume)->names(), nullptr);
   EXPECT_EQ(*(*volume)->DecryptSymlinkTarget("/a/b/c/d"), "/a/b/c/d");
+}
+
+}  // namespace
+}  // namespace cachefs::crypto
+
+namespace cachefs::crypto {
+namespace {
+
+// §4.9 on a real gocryptfs file: one flipped bit in block 1 of the 10000-byte AES-SIV file of
+// the v1.3 reverse snapshot (3 blocks) fails block 1 only.
+TEST(FixtureCorruptionTest, FlippedBitInRealFile) {
+  const auto root = FixturePath("_extra/v1.3-reverse-ciphertext-snapshot");
+  auto volume = UnlockFixture(root);
+  ASSERT_TRUE(volume) << volume.error().message();
+  const ContentCipher& cipher = (*volume)->content();
+  auto file =
+      ReadFileBytes(root / "zOsW1-BUX54hC2hmhu2EOw/4ZqrpGQdw5r07KR1qw2ZeQ/tfCm9Sp9J_Dvc-jD7J6p8g");
+  ASSERT_EQ(file.size(), cipher.CipherSize(10000));
+  const size_t cbs = cipher.cipher_block_size();
+  file[ContentCipher::kHeaderSize + cbs + 500] ^= 0x04;
+  auto whole = DecryptWholeFile(cipher, file);
+  ASSERT_FALSE(whole);
+  EXPECT_EQ(whole.error().code(), Errc::kCorrupt);
+  EXPECT_EQ(whole.error().message(), "block 1: authentication failed");
+
+  auto id = cipher.ParseHeader(file);
+  ASSERT_TRUE(id);
+  std::vector<uint8_t> plain(ContentCipher::kPlainBlockSize * 3);
+  const std::span<const uint8_t> body(file.data() + ContentCipher::kHeaderSize,
+                                      file.size() - ContentCipher::kHeaderSize);
+  auto block0 = cipher.DecryptBlocks(body.first(cbs), 0, *id, plain);
+  ASSERT_TRUE(block0);
+  EXPECT_EQ(*block0, 4096u);
+  auto block2 = cipher.DecryptBlocks(body.subspan(2 * cbs), 2, *id, plain);
+  ASSERT_TRUE(block2);
+  EXPECT_EQ(*block2, 10000u - 2 * 4096);
+  EXPECT_TRUE(
+      std::all_of(plain.begin(), plain.begin() + *block2, [](uint8_t b) { return b == 0; }));
 }
 
 }  // namespace
