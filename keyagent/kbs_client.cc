@@ -114,8 +114,9 @@ Result<HttpResponse> KbsClient::Post(const std::string& path, const Json& body) 
   return transport_->Send(request);
 }
 
-Result<bool> KbsClient::AttestWithVersion(const std::string& version, bool gpu_inline,
-                                          std::optional<std::string>* demanded_version) {
+Status KbsClient::AttestWithVersion(const std::string& version, bool gpu_inline,
+                                    std::optional<std::string>* demanded_version,
+                                    bool* rejected_at_attest) {
   CACHEFS_ASSIGN_OR_RETURN(ProtocolLayout layout, LayoutOf(version));
   TeeKeyAlgorithm algorithm =
       layout.legacy_0_1 ? TeeKeyAlgorithm::kRsa1_5 : TeeKeyAlgorithm::kEcdhEsA256kwP256;
@@ -165,7 +166,9 @@ Result<bool> KbsClient::AttestWithVersion(const std::string& version, bool gpu_i
       HttpResponse attest,
       Post("/kbs/v0/attest", BuildAttestation(layout, challenge.nonce, jwk, evidence, additional)));
   if (attest.status != 200) {
-    return KbsHttpError(attest, "/attest");
+    Error error = KbsHttpError(attest, "/attest");
+    *rejected_at_attest = error.code() == Errc::kPermissionDenied;
+    return error;
   }
   KeepCookies(attest);
   CACHEFS_ASSIGN_OR_RETURN(token_, ParseAttestReply(attest.body));
@@ -195,7 +198,7 @@ Result<bool> KbsClient::AttestWithVersion(const std::string& version, bool gpu_i
           .Kv("protocol", version)
           .Kv("attester", attesters_.Describe())
       << "attested to Trustee";
-  return true;
+  return Status::Ok();
 }
 
 Status KbsClient::Attest() {
@@ -212,12 +215,12 @@ Status KbsClient::Attest() {
   bool tried_inline = gpu_inline;
   while (true) {
     std::optional<std::string> demanded;
-    Result<bool> attested = AttestWithVersion(version, gpu_inline, &demanded);
+    bool rejected_at_attest = false;
+    Status attested = AttestWithVersion(version, gpu_inline, &demanded, &rejected_at_attest);
     if (attested) {
       gpu_inline_learned_ = gpu_inline;
       return Status::Ok();
     }
-    const Error& error = attested.error();
     if (demanded && *demanded != version && !switched_version &&
         options_.protocol_version.empty() && LayoutOf(*demanded)) {
       CACHEFS_LOG(kInfo, "keyagent").Kv("from", version).Kv("to", *demanded)
@@ -226,18 +229,16 @@ Status KbsClient::Attest() {
       switched_version = true;
       continue;
     }
-    if (error.code() == Errc::kPermissionDenied && !tried_inline &&
-        options_.gpu_mode == GpuEvidenceMode::kAuto && !attesters_.devices.empty() &&
-        attesters_.primary->has_inline_devices() &&
-        error.message().find("/attest") != std::string::npos) {
-      CACHEFS_LOG(kWarn, "keyagent").Kv("error", error.message())
+    if (rejected_at_attest && !tried_inline && options_.gpu_mode == GpuEvidenceMode::kAuto &&
+        !attesters_.devices.empty() && attesters_.primary->has_inline_devices()) {
+      CACHEFS_LOG(kWarn, "keyagent").Kv("error", attested.error().message())
           << "Trustee rejected GPU evidence as additional evidence; retrying with it inside the "
              "TDX evidence (openanolis Trustee)";
       gpu_inline = true;
       tried_inline = true;
       continue;
     }
-    return error;
+    return attested.error();
   }
 }
 

@@ -67,8 +67,10 @@ class KbsClient {
   const std::string& base_url() const { return options_.base_url; }
 
  private:
-  Result<bool> AttestWithVersion(const std::string& version, bool gpu_inline,
-                                 std::optional<std::string>* demanded_version);
+  // One RCAR handshake. On failure, `demanded_version` is the version Trustee asked for (if its
+  // error named one) and `rejected_at_attest` tells whether /attest refused the evidence.
+  Status AttestWithVersion(const std::string& version, bool gpu_inline,
+                           std::optional<std::string>* demanded_version, bool* rejected_at_attest);
   Result<HttpResponse> Post(const std::string& path, const Json& body);
   void KeepCookies(const HttpResponse& response);
   std::string CookieHeader() const;

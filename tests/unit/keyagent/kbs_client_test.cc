@@ -33,6 +33,8 @@ class FakeKbs : public HttpTransport {
   bool forget_tokens = false;  // as after a Trustee restart
   long fail_status = 0;        // answer every request with this status
   bool malformed_resource = false;
+  bool reject_additional = false;  // like openanolis Trustee, which has no nvidia verifier
+  bool saw_inline_gpu = false;
   int token_lifetime_s = 300;
   int auth_calls = 0;
   int attest_calls = 0;
@@ -105,8 +107,12 @@ class FakeKbs : public HttpTransport {
         return Fail(401, "AttestationError", "nonce mismatch");
       }
       std::string additional = body["tee-evidence"]["additional_evidence"];
+      if (reject_additional && !additional.empty()) {
+        return Fail(401, "AttestationError", "no verifier for nvidia");
+      }
       digest_input = PrimaryRuntimeData(additional, nonce_, jwk);
       evidence = body["tee-evidence"]["primary_evidence"];
+      saw_inline_gpu |= evidence.contains("gpu_evidence");
     } else {
       jwk = body["tee-pubkey"];
       digest_input = DeviceRuntimeData(nonce_, jwk);
@@ -199,6 +205,50 @@ TEST(KbsClientTest, AdditionalEvidenceIsChainedIntoThePrimaryDigest) {
   Harness h = MakeClient(nullptr, "sample+sampledevice");
   auto secret = h.client->GetResource(Key());
   ASSERT_TRUE(secret) << secret.error().message();
+}
+
+// Sample evidence that, like the TDX attester with a GPU, can carry device evidence inline.
+class InlineCapableAttester : public Attester {
+ public:
+  std::string tee() const override { return "sample"; }
+  bool has_inline_devices() const override { return true; }
+  std::string Describe() const override { return "sample with inline gpu"; }
+  Result<Json> Evidence(std::span<const uint8_t> digest, bool inline_devices) override {
+    Json evidence = {{"svn", "1"}, {"report_data", Base64Encode(digest)}};
+    if (inline_devices) {
+      evidence["gpu_evidence"] = {{"evidence_list", Json::array()}};
+    }
+    return evidence;
+  }
+};
+
+class FakeGpu : public DeviceAttester {
+ public:
+  std::string tee() const override { return "nvidia"; }
+  std::string Describe() const override { return "fake gpu"; }
+  Result<Json> Evidence(std::span<const uint8_t>) override {
+    return Json{{"device_evidence_list", Json::array()}};
+  }
+};
+
+TEST(KbsClientTest, GpuEvidenceMovesInlineWhenTrusteeRejectsAdditionalEvidence) {
+  auto kbs = std::make_unique<FakeKbs>();
+  FakeKbs* fake = kbs.get();
+  fake->reject_additional = true;
+  fake->token_lifetime_s = 10;  // too short to reuse: the second fetch attests again
+  AttesterSet attesters;
+  attesters.primary = std::make_unique<InlineCapableAttester>();
+  attesters.devices.push_back(std::make_unique<FakeGpu>());
+  KbsClientOptions options;
+  options.base_url = "http://kbs.test/api";
+  KbsClient client(options, std::move(attesters), std::move(kbs));
+  auto secret = client.GetResource(Key());
+  ASSERT_TRUE(secret) << secret.error().message();
+  EXPECT_TRUE(fake->saw_inline_gpu);
+  EXPECT_TRUE(client.summary().gpu_inline);
+  EXPECT_EQ(fake->attest_calls, 2);
+  ASSERT_TRUE(client.GetResource(Key()));
+  EXPECT_EQ(fake->attest_calls, 3);  // went inline straight away
 }
 
 TEST(KbsClientTest, TokenNearExpiryIsNotReused) {
