@@ -1,7 +1,9 @@
 #include "crypto/content_cipher.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <algorithm>
 #include <cstring>
@@ -9,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "crypto/cipher_ctx_pool.h"
+#include "crypto/context_pool.h"
 #include "crypto/hchacha20.h"
 
 namespace cachefs::crypto {
@@ -65,16 +67,57 @@ size_t KeySizeOf(ContentAlgorithm algorithm) {
   return algorithm == ContentAlgorithm::kAesSiv ? 64 : 32;
 }
 
+// The OpenSSL cipher behind each algorithm. AES-SIV is built from AES-CTR and CMAC here:
+// OpenSSL 3.0's "AES-256-SIV" can only be reset by re-keying, which fetches CMAC and
+// allocates several contexts per block (about 7x slower than this construction).
 const char* OpenSslCipherName(ContentAlgorithm algorithm) {
   switch (algorithm) {
     case ContentAlgorithm::kAesGcm:
       return "AES-256-GCM";
     case ContentAlgorithm::kAesSiv:
-      return "AES-256-SIV";
+      return "AES-256-CTR";
     case ContentAlgorithm::kXChaCha20Poly1305:
       return "ChaCha20-Poly1305";
   }
   return "";
+}
+
+void Xor16(uint8_t* out, const uint8_t* in) {
+  for (size_t i = 0; i < 16; ++i) {
+    out[i] ^= in[i];
+  }
+}
+
+// Doubling in GF(2^128) as CMAC and S2V define it: big-endian (byte 0 most significant).
+void DoubleBigEndian(uint8_t* b) {
+  const uint8_t carry = b[0] >> 7;
+  for (size_t i = 0; i < 15; ++i) {
+    b[i] = static_cast<uint8_t>((b[i] << 1) | (b[i + 1] >> 7));
+  }
+  b[15] = static_cast<uint8_t>((b[15] << 1) ^ (carry ? 0x87 : 0));
+}
+
+// What one thread needs to open blocks: the cipher context with the key set and, for AES-SIV,
+// a CMAC context keyed with the S2V key.
+struct BlockContext {
+  EVP_CIPHER_CTX* cipher = nullptr;
+  EVP_MAC_CTX* mac = nullptr;
+};
+
+void FreeBlockContext(BlockContext* context) {
+  EVP_CIPHER_CTX_free(context->cipher);  // both free functions cleanse the key schedules
+  EVP_MAC_CTX_free(context->mac);
+  delete context;
+}
+
+// CMAC of head ‖ tail. EVP_MAC_init without a key restarts the context with its key kept.
+bool Cmac(EVP_MAC_CTX* mac, std::span<const uint8_t> head, std::span<const uint8_t> tail,
+          uint8_t* out) {
+  size_t out_size = 0;
+  return EVP_MAC_init(mac, nullptr, 0, nullptr) == 1 &&
+         (head.empty() || EVP_MAC_update(mac, head.data(), head.size()) == 1) &&
+         (tail.empty() || EVP_MAC_update(mac, tail.data(), tail.size()) == 1) &&
+         EVP_MAC_final(mac, out, &out_size, 16) == 1 && out_size == 16;
 }
 
 }  // namespace
@@ -88,18 +131,32 @@ class ContentCipher::Impl {
         cipher_(key_.size() == KeySizeOf(algorithm)
                     ? EVP_CIPHER_fetch(nullptr, OpenSslCipherName(algorithm), nullptr)
                     : nullptr),
-        pool_([this](EVP_CIPHER_CTX* ctx) { return InitContext(ctx); }) {}
+        cmac_(algorithm == ContentAlgorithm::kAesSiv ? EVP_MAC_fetch(nullptr, "CMAC", nullptr)
+                                                     : nullptr),
+        s2v_zero_(16),
+        pool_([this] { return CreateContext(); }, FreeBlockContext) {
+    if (algorithm_ == ContentAlgorithm::kAesSiv) {
+      // S2V starts from D = CMAC(K1, 0^128), a constant of the key.
+      static constexpr uint8_t kZero[16] = {};
+      BlockContextPool::Lease lease = pool_.Acquire();
+      s2v_ready_ = lease.get() != nullptr && Cmac(lease.get()->mac, kZero, {}, s2v_zero_.data());
+    }
+  }
 
-  ~Impl() { EVP_CIPHER_free(cipher_); }
+  ~Impl() {
+    EVP_CIPHER_free(cipher_);
+    EVP_MAC_free(cmac_);
+  }
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
-  CipherCtxPool& pool() const { return pool_; }
+  using BlockContextPool = ContextPool<BlockContext>;
+  BlockContextPool& pool() const { return pool_; }
 
   // Decrypts one sealed chunk (nonce first) into `out`, which has room for
   // chunk.size() - overhead bytes. On failure `out` is cleansed so no unauthenticated
   // plaintext reaches the caller. Handles holes and the nonce checks too.
-  BlockFailure OpenChunk(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> chunk,
+  BlockFailure OpenChunk(BlockContext* context, std::span<const uint8_t> chunk,
                          std::span<const uint8_t> aad, uint8_t* out, bool allow_hole) const {
     const size_t overhead = nonce_size_ + kTagSize;
     if (allow_hole && chunk.size() == ContentCipher::kPlainBlockSize + overhead &&
@@ -113,20 +170,20 @@ class ContentCipher::Impl {
     if (AllZero(chunk.data(), nonce_size_)) {
       return BlockFailure::kZeroNonce;
     }
-    if (ctx == nullptr) {
+    if (context == nullptr) {
       return BlockFailure::kInternal;
     }
     const size_t plain_size = chunk.size() - overhead;
     BlockFailure result = BlockFailure::kInternal;
     switch (algorithm_) {
       case ContentAlgorithm::kAesGcm:
-        result = OpenGcm(ctx, chunk, aad, out, plain_size);
+        result = OpenGcm(context->cipher, chunk, aad, out, plain_size);
         break;
       case ContentAlgorithm::kAesSiv:
-        result = OpenSiv(ctx, chunk, aad, out, plain_size);
+        result = OpenSiv(*context, chunk, aad, out, plain_size);
         break;
       case ContentAlgorithm::kXChaCha20Poly1305:
-        result = OpenXChaCha(ctx, chunk, aad, out, plain_size);
+        result = OpenXChaCha(context->cipher, chunk, aad, out, plain_size);
         break;
     }
     if (result != BlockFailure::kNone) {
@@ -136,26 +193,55 @@ class ContentCipher::Impl {
   }
 
  private:
-  bool InitContext(EVP_CIPHER_CTX* ctx) const {
+  BlockContext* CreateContext() const {
     if (cipher_ == nullptr) {
-      return false;
+      return nullptr;
     }
+    auto context = new BlockContext;
+    bool ok = false;
     switch (algorithm_) {
       case ContentAlgorithm::kAesGcm:
         // The IV length must be set before the key and IV: gocryptfs uses 16-byte GCM nonces.
-        return EVP_DecryptInit_ex(ctx, cipher_, nullptr, nullptr, nullptr) == 1 &&
-               EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16, nullptr) == 1 &&
-               EVP_DecryptInit_ex(ctx, nullptr, nullptr, key_.data(), nullptr) == 1;
-      case ContentAlgorithm::kAesSiv:
+        context->cipher = NewCipherContext([this](EVP_CIPHER_CTX* ctx) {
+          return EVP_DecryptInit_ex(ctx, cipher_, nullptr, nullptr, nullptr) == 1 &&
+                 EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, 16, nullptr) == 1 &&
+                 EVP_DecryptInit_ex(ctx, nullptr, nullptr, key_.data(), nullptr) == 1;
+        });
+        ok = context->cipher != nullptr;
+        break;
+      case ContentAlgorithm::kAesSiv: {
+        // RFC 5297: the first half of the 64-byte key is the S2V (CMAC) key, the second half
+        // the CTR key.
+        context->cipher = NewCipherContext([this](EVP_CIPHER_CTX* ctx) {
+          return EVP_EncryptInit_ex(ctx, cipher_, nullptr, key_.data() + 32, nullptr) == 1;
+        });
+        context->mac = cmac_ != nullptr ? EVP_MAC_CTX_new(cmac_) : nullptr;
+        char cbc[] = "AES-256-CBC";  // OSSL_PARAM wants a non-const pointer; only read
+        const OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_CIPHER, cbc, 0),
+            OSSL_PARAM_construct_end(),
+        };
+        ok = context->cipher != nullptr && context->mac != nullptr &&
+             EVP_MAC_init(context->mac, key_.data(), 32, params) == 1;
+        break;
+      }
       case ContentAlgorithm::kXChaCha20Poly1305:
-        // Keyed per block (see OpenSiv / OpenXChaCha).
-        return EVP_DecryptInit_ex(ctx, cipher_, nullptr, nullptr, nullptr) == 1;
+        // Keyed per block with the HChaCha20 subkey (see OpenXChaCha).
+        context->cipher = NewCipherContext([this](EVP_CIPHER_CTX* ctx) {
+          return EVP_DecryptInit_ex(ctx, cipher_, nullptr, nullptr, nullptr) == 1;
+        });
+        ok = context->cipher != nullptr;
+        break;
     }
-    return false;
+    if (!ok) {
+      FreeBlockContext(context);
+      return nullptr;
+    }
+    return context;
   }
 
   // Layout nonce(16) ‖ ciphertext ‖ tag(16). Only the IV changes per block, so the key
-  // schedule set in InitContext is reused.
+  // schedule set in CreateContext is reused.
   static BlockFailure OpenGcm(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> chunk,
                               std::span<const uint8_t> aad, uint8_t* out, size_t plain_size) {
     const uint8_t* ct = chunk.data() + 16;
@@ -172,26 +258,58 @@ class ContentCipher::Impl {
                                                           : BlockFailure::kAuthentication;
   }
 
-  // Layout nonce(16) ‖ SIV(16) ‖ ciphertext. S2V components in order: [aad, nonce, plaintext]
-  // (gocryptfs passes the nonce as the last associated-data string). OpenSSL 3.0 resets the
-  // S2V state only when a key is given, so the context is re-keyed per block.
-  BlockFailure OpenSiv(EVP_CIPHER_CTX* ctx, std::span<const uint8_t> chunk,
+  // RFC 5297 AES-SIV-512 decryption. Layout nonce(16) ‖ V(16) ‖ ciphertext; the S2V input
+  // vector is [aad, nonce, plaintext] (gocryptfs passes the nonce as the last associated-data
+  // string). CTR with IV = V (bits 31 and 63 cleared) gives the plaintext, whose S2V must
+  // equal V.
+  BlockFailure OpenSiv(const BlockContext& context, std::span<const uint8_t> chunk,
                        std::span<const uint8_t> aad, uint8_t* out, size_t plain_size) const {
-    uint8_t* tag = const_cast<uint8_t*>(chunk.data() + 16);  // read-only use, see OpenGcm
-    const uint8_t* ct = chunk.data() + 32;
-    int len = 0;
-    if (EVP_DecryptInit_ex(ctx, nullptr, nullptr, key_.data(), nullptr) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1 ||
-        EVP_DecryptUpdate(ctx, nullptr, &len, aad.data(), static_cast<int>(aad.size())) != 1 ||
-        EVP_DecryptUpdate(ctx, nullptr, &len, chunk.data(), 16) != 1) {
+    if (!s2v_ready_) {
       return BlockFailure::kInternal;
     }
-    // The SIV provider authenticates inside the data update and reports it again in Final.
-    if (EVP_DecryptUpdate(ctx, out, &len, ct, static_cast<int>(plain_size)) != 1) {
-      return BlockFailure::kAuthentication;
+    const uint8_t* nonce = chunk.data();
+    const uint8_t* v = chunk.data() + 16;
+    uint8_t counter[16];
+    std::memcpy(counter, v, 16);
+    counter[8] &= 0x7f;
+    counter[12] &= 0x7f;
+    int len = 0;
+    if (EVP_EncryptInit_ex(context.cipher, nullptr, nullptr, nullptr, counter) != 1 ||
+        EVP_EncryptUpdate(context.cipher, out, &len, chunk.data() + 32,
+                          static_cast<int>(plain_size)) != 1) {
+      return BlockFailure::kInternal;
     }
-    return EVP_DecryptFinal_ex(ctx, out + len, &len) == 1 ? BlockFailure::kNone
-                                                          : BlockFailure::kAuthentication;
+    // D and the last block are derived from the key and the plaintext: cleansed below.
+    uint8_t d[16];
+    uint8_t mac[16];
+    uint8_t last[16] = {};
+    std::memcpy(d, s2v_zero_.data(), 16);
+    bool ok = true;
+    for (std::span<const uint8_t> component : {aad, std::span<const uint8_t>(nonce, 16)}) {
+      DoubleBigEndian(d);
+      ok = ok && Cmac(context.mac, component, {}, mac);
+      Xor16(d, mac);
+    }
+    const std::span<const uint8_t> plain(out, plain_size);
+    if (plain_size >= 16) {
+      // T = plaintext xorend D
+      std::memcpy(last, out + plain_size - 16, 16);
+      Xor16(last, d);
+      ok = ok && Cmac(context.mac, plain.first(plain_size - 16), last, mac);
+    } else {
+      // T = dbl(D) xor pad(plaintext)
+      DoubleBigEndian(d);
+      std::memcpy(last, out, plain_size);
+      last[plain_size] = 0x80;
+      Xor16(last, d);
+      ok = ok && Cmac(context.mac, last, {}, mac);
+    }
+    OPENSSL_cleanse(d, sizeof(d));
+    OPENSSL_cleanse(last, sizeof(last));
+    if (!ok) {
+      return BlockFailure::kInternal;
+    }
+    return CRYPTO_memcmp(mac, v, 16) == 0 ? BlockFailure::kNone : BlockFailure::kAuthentication;
   }
 
   // Layout nonce(24) ‖ ciphertext ‖ tag(16): subkey = HChaCha20(key, nonce[0:16]), then IETF
@@ -222,8 +340,11 @@ class ContentCipher::Impl {
   ContentAlgorithm algorithm_;
   size_t nonce_size_;
   SecretBytes key_;
-  EVP_CIPHER* cipher_;  // fetched once; nullptr when the key length is wrong
-  mutable CipherCtxPool pool_;
+  EVP_CIPHER* cipher_;    // fetched once; nullptr when the key length is wrong
+  EVP_MAC* cmac_;         // AES-SIV only
+  SecretBytes s2v_zero_;  // AES-SIV: CMAC(K1, 0^128)
+  bool s2v_ready_ = false;
+  mutable BlockContextPool pool_;
 };
 
 ContentCipher::ContentCipher(ContentAlgorithm algorithm, SecretBytes content_key)
@@ -292,7 +413,7 @@ Result<size_t> ContentCipher::DecryptBlocks(std::span<const uint8_t> cipher, uin
 
   // Decrypts blocks [begin, end) of the request; returns the first failing index, or `end`.
   auto decrypt_range = [&](size_t begin, size_t end, BlockFailure* failure) -> size_t {
-    CipherCtxPool::Lease lease = impl_->pool().Acquire();
+    Impl::BlockContextPool::Lease lease = impl_->pool().Acquire();
     uint8_t aad[kFileAadSize];
     std::memcpy(aad + kBlockNumberSize, file_id.data(), file_id.size());
     for (size_t i = begin; i < end; ++i) {
@@ -348,7 +469,7 @@ Result<std::string> ContentCipher::OpenSmall(std::span<const uint8_t> sealed) co
   }
   std::string out(sealed.size() - overhead(), '\0');
   static constexpr uint8_t kZeroAad[kBlockNumberSize] = {};
-  CipherCtxPool::Lease lease = impl_->pool().Acquire();
+  Impl::BlockContextPool::Lease lease = impl_->pool().Acquire();
   // reinterpret_cast: std::string storage viewed as bytes, the usual char/uint8_t aliasing.
   const BlockFailure failure =
       impl_->OpenChunk(lease.get(), sealed, kZeroAad, reinterpret_cast<uint8_t*>(out.data()),

@@ -1,7 +1,7 @@
 #pragma once
 
-// A pool of EVP_CIPHER_CTX objects that already carry a key schedule, so the data path only
-// sets an IV per block and never allocates.
+// A pool of OpenSSL contexts that already carry a key schedule, so the data path only sets an
+// IV per block and never allocates.
 //
 // Why a per-cipher pool rather than thread_local contexts: a context holds the expanded key.
 // thread_local caches in long-lived FUSE worker threads would keep the key schedules of a
@@ -11,72 +11,85 @@
 // and callers lease once per batch of blocks, not per block. The pool holds at most one
 // context per concurrent user, i.e. per thread that decrypts at the same time.
 //
-// Thread-safety: Acquire and lease release may run concurrently on any threads.
+// Thread-safety: Acquire and lease release may run concurrently on any threads. The pool must
+// outlive its leases.
 
 #include <openssl/evp.h>
 
 #include <functional>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 namespace cachefs::crypto {
 
-class CipherCtxPool {
+template <typename T>
+class ContextPool {
  public:
-  // `init` turns a fresh context into a ready one (cipher, IV length, key); false on failure.
-  explicit CipherCtxPool(std::function<bool(EVP_CIPHER_CTX*)> init) : init_(std::move(init)) {}
-  ~CipherCtxPool() {
-    for (EVP_CIPHER_CTX* ctx : free_) {
-      EVP_CIPHER_CTX_free(ctx);  // cleanses the key schedule
+  // `create` returns a ready context (cipher, IV length, key set) or nullptr on failure;
+  // `destroy` frees one.
+  ContextPool(std::function<T*()> create, void (*destroy)(T*))
+      : create_(std::move(create)), destroy_(destroy) {}
+  ~ContextPool() {
+    for (T* context : free_) {
+      destroy_(context);
     }
   }
-  CipherCtxPool(const CipherCtxPool&) = delete;
-  CipherCtxPool& operator=(const CipherCtxPool&) = delete;
+  ContextPool(const ContextPool&) = delete;
+  ContextPool& operator=(const ContextPool&) = delete;
 
-  // Exclusive use of one context until destruction; `get()` is nullptr when OpenSSL failed.
+  // Exclusive use of one context until destruction; `get()` is nullptr when creation failed.
   class Lease {
    public:
-    Lease(CipherCtxPool* pool, EVP_CIPHER_CTX* ctx) : pool_(pool), ctx_(ctx) {}
+    Lease(ContextPool* pool, T* context) : pool_(pool), context_(context) {}
     ~Lease() {
-      if (ctx_ != nullptr) {
-        pool_->Release(ctx_);
+      if (context_ != nullptr) {
+        pool_->Release(context_);
       }
     }
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
-    EVP_CIPHER_CTX* get() const { return ctx_; }
+    T* get() const { return context_; }
 
    private:
-    CipherCtxPool* pool_;
-    EVP_CIPHER_CTX* ctx_;
+    ContextPool* pool_;
+    T* context_;
   };
 
   Lease Acquire() {
     {
       std::lock_guard lock(mutex_);
       if (!free_.empty()) {
-        EVP_CIPHER_CTX* ctx = free_.back();
+        T* context = free_.back();
         free_.pop_back();
-        return Lease(this, ctx);
+        return Lease(this, context);
       }
     }
-    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
-    if (ctx != nullptr && !init_(ctx)) {
-      EVP_CIPHER_CTX_free(ctx);
-      ctx = nullptr;
-    }
-    return Lease(this, ctx);
+    return Lease(this, create_());
   }
 
  private:
-  void Release(EVP_CIPHER_CTX* ctx) {
+  void Release(T* context) {
     std::lock_guard lock(mutex_);
-    free_.push_back(ctx);
+    free_.push_back(context);
   }
 
-  std::function<bool(EVP_CIPHER_CTX*)> init_;
+  std::function<T*()> create_;
+  void (*destroy_)(T*);
   std::mutex mutex_;
-  std::vector<EVP_CIPHER_CTX*> free_;  // guarded by mutex_
+  std::vector<T*> free_;  // guarded by mutex_
 };
+
+// A new EVP_CIPHER_CTX prepared by `init`, or nullptr.
+inline EVP_CIPHER_CTX* NewCipherContext(const std::function<bool(EVP_CIPHER_CTX*)>& init) {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (ctx != nullptr && !init(ctx)) {
+    EVP_CIPHER_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+using CipherContextPool = ContextPool<EVP_CIPHER_CTX>;
 
 }  // namespace cachefs::crypto

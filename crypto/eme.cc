@@ -43,8 +43,18 @@ bool Ecb(EVP_CIPHER_CTX* ctx, const uint8_t* in, uint8_t* out, size_t size) {
 Eme::Eme(SecretBytes key)
     : key_(std::move(key)),
       l_base_(16),
-      encrypt_pool_([this](EVP_CIPHER_CTX* ctx) { return InitEcb(ctx, key_, true); }),
-      decrypt_pool_([this](EVP_CIPHER_CTX* ctx) { return InitEcb(ctx, key_, false); }) {}
+      encrypt_pool_(
+          [this] {
+            return NewCipherContext(
+                [this](EVP_CIPHER_CTX* ctx) { return InitEcb(ctx, key_, true); });
+          },
+          EVP_CIPHER_CTX_free),
+      decrypt_pool_(
+          [this] {
+            return NewCipherContext(
+                [this](EVP_CIPHER_CTX* ctx) { return InitEcb(ctx, key_, false); });
+          },
+          EVP_CIPHER_CTX_free) {}
 
 Result<std::unique_ptr<Eme>> Eme::Create(std::span<const uint8_t> key) {
   if (key.size() != 32) {
@@ -52,7 +62,7 @@ Result<std::unique_ptr<Eme>> Eme::Create(std::span<const uint8_t> key) {
   }
   std::unique_ptr<Eme> eme(new Eme(SecretBytes::CopyOf(key)));
   static constexpr Block kZero{};
-  CipherCtxPool::Lease lease = eme->encrypt_pool_.Acquire();
+  CipherContextPool::Lease lease = eme->encrypt_pool_.Acquire();
   if (!Ecb(lease.get(), kZero.data(), eme->l_base_.data(), 16)) {
     return Error(Errc::kInternal, "AES-256-ECB failed in OpenSSL");
   }
@@ -75,7 +85,7 @@ Result<std::vector<uint8_t>> Eme::Transform(std::span<const uint8_t, 16> tweak,
   if (data.size() % kBlockSize != 0 || m == 0 || m > kMaxBlocks) {
     return Error(Errc::kInvalidArgument, "EME input must be 1 to 128 blocks of 16 bytes");
   }
-  CipherCtxPool::Lease lease = (encrypt ? encrypt_pool_ : decrypt_pool_).Acquire();
+  CipherContextPool::Lease lease = (encrypt ? encrypt_pool_ : decrypt_pool_).Acquire();
   EVP_CIPHER_CTX* ctx = lease.get();
 
   // L[j] = 2^(j+1) · AES-encrypt_K(0): the masks are key-derived, so they are cleansed below.

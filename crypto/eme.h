@@ -15,7 +15,7 @@
 
 #include "common/error.h"
 #include "common/secret_bytes.h"
-#include "crypto/cipher_ctx_pool.h"
+#include "crypto/context_pool.h"
 
 namespace cachefs::crypto {
 
@@ -39,8 +39,8 @@ class Eme {
 
   SecretBytes key_;
   SecretBytes l_base_;  // AES-encrypt_K(0^16): derived from the key, so kept secret too
-  mutable CipherCtxPool encrypt_pool_;
-  mutable CipherCtxPool decrypt_pool_;
+  mutable CipherContextPool encrypt_pool_;
+  mutable CipherContextPool decrypt_pool_;
 };
 
 }  // namespace cachefs::crypto
