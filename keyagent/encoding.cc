@@ -110,13 +110,6 @@ Result<std::vector<uint8_t>> Base64Decode(std::string_view text) {
   return out;
 }
 
-Result<SecretBytes> Base64DecodeSecret(std::string_view text) {
-  CACHEFS_ASSIGN_OR_RETURN(size_t size, DecodedSize(&text));
-  SecretBytes out(size);
-  CACHEFS_RETURN_IF_ERROR(DecodeInto(text, out.data()));
-  return out;
-}
-
 std::string HexEncode(std::span<const uint8_t> data) {
   static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
@@ -124,34 +117,6 @@ std::string HexEncode(std::span<const uint8_t> data) {
   for (uint8_t b : data) {
     out += kDigits[b >> 4];
     out += kDigits[b & 15];
-  }
-  return out;
-}
-
-Result<std::vector<uint8_t>> HexDecode(std::string_view text) {
-  if (text.size() % 2 != 0) {
-    return Error(Errc::kCorrupt, "malformed hex: odd length");
-  }
-  auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') {
-      return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-      return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-      return c - 'A' + 10;
-    }
-    return -1;
-  };
-  std::vector<uint8_t> out(text.size() / 2);
-  for (size_t i = 0; i < out.size(); ++i) {
-    int hi = nibble(text[2 * i]);
-    int lo = nibble(text[2 * i + 1]);
-    if (hi < 0 || lo < 0) {
-      return Error(Errc::kCorrupt, "malformed hex: unexpected character");
-    }
-    out[i] = static_cast<uint8_t>(hi << 4 | lo);
   }
   return out;
 }

@@ -1,6 +1,6 @@
 #pragma once
 
-// Base64 (standard and URL-safe alphabets) and hex, as the KBS protocol and JOSE use them.
+// Base64 (standard and URL-safe alphabets) as the KBS protocol and JOSE use it, and hex.
 // Decoders reject anything malformed instead of skipping it, because every input here comes from
 // the network.
 
@@ -11,7 +11,6 @@
 #include <vector>
 
 #include "common/error.h"
-#include "common/secret_bytes.h"
 
 namespace cachefs::keyagent {
 
@@ -23,12 +22,9 @@ std::string Base64UrlEncode(std::span<const uint8_t> data);
 // Decodes either alphabet, padded or not (peers disagree on both). Fails with kCorrupt on a
 // character outside the alphabet, misplaced padding or an impossible length.
 Result<std::vector<uint8_t>> Base64Decode(std::string_view text);
-// The same, into secure memory, for payloads that are key material.
-Result<SecretBytes> Base64DecodeSecret(std::string_view text);
 
+// Lower-case hex, for measurements and digests in messages.
 std::string HexEncode(std::span<const uint8_t> data);
-// Accepts upper or lower case; fails with kCorrupt on odd length or a non-hex character.
-Result<std::vector<uint8_t>> HexDecode(std::string_view text);
 
 inline std::span<const uint8_t> AsBytes(std::string_view text) {
   return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};

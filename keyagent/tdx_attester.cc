@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -203,6 +204,11 @@ Result<std::vector<uint8_t>> QuoteViaIoctlAndQgs(
   std::memcpy(request.reportdata, report_data.data(), kTdxReportDataSize);
   if (ioctl(dev.get(), kTdxCmdGetReport0, &request) != 0) {
     return Error::FromErrno(errno, paths.tdx_guest + " TDX_CMD_GET_REPORT0");
+  }
+  // The quote is only as good as the TDREPORT under it: make sure it binds our report data.
+  CACHEFS_ASSIGN_OR_RETURN(TdReport report, ParseTdReport(request.tdreport));
+  if (!std::equal(report.report_data.begin(), report.report_data.end(), report_data.begin())) {
+    return Error(Errc::kCorrupt, "TDREPORT does not carry the requested REPORTDATA");
   }
   CACHEFS_ASSIGN_OR_RETURN(*port, QgsPort(paths.qgs_config));
   Fd sock(socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
