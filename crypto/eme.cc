@@ -128,7 +128,9 @@ Result<std::vector<uint8_t>> Eme::Transform(std::span<const uint8_t, 16> tweak,
     Xor(buf + j * kBlockSize, buf + j * kBlockSize, l_table + j * kBlockSize);
   }
   OPENSSL_cleanse(l_table, m * kBlockSize);
-  OPENSSL_cleanse(mask.data(), mask.size());
+  for (Block* block : {&mp, &mc, &mask, &ccc0}) {
+    OPENSSL_cleanse(block->data(), block->size());
+  }
   if (!ok) {
     return Error(Errc::kInternal, "AES-256-ECB failed in OpenSSL");
   }
