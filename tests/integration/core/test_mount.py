@@ -322,3 +322,17 @@ def test_upstream_example_filesystems(volume, mountpoint, workdir):
             long_name = "longname_255_" + "x" * 242
             with open(os.path.join(mountpoint, long_name), "rb") as f:
                 assert f.read() == b"It works!\n"
+
+
+def test_allow_other_lets_another_user_read(edge_volume, mountpoint, workdir):
+    cipher, _, passfile = edge_volume
+    os.chmod(workdir, 0o755)
+    target = os.path.join(mountpoint, "dir1/dir2/dir3/deep.txt")
+    as_nobody = ["runuser", "-u", "nobody", "--", "cat", target]
+    with CachefsMount(cipher, mountpoint, ["--passfile", passfile]):
+        denied = subprocess.run(as_nobody, capture_output=True)
+        assert denied.returncode != 0
+    with CachefsMount(cipher, mountpoint, ["--passfile", passfile, "--allow-other"]):
+        allowed = subprocess.run(as_nobody, capture_output=True)
+        assert allowed.returncode == 0, allowed.stderr
+        assert allowed.stdout == b"deep\n"
