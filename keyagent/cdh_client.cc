@@ -14,7 +14,9 @@ namespace cachefs::keyagent {
 namespace {
 
 constexpr size_t kTtrpcHeaderSize = 10;
-constexpr size_t kTtrpcMaxMessage = 4 << 20;
+// ttrpc allows 4 MiB, but the reply lands in the secure heap (256 KiB in all): a password
+// resource needs far less.
+constexpr size_t kTtrpcMaxMessage = 16 << 10;
 constexpr uint8_t kTtrpcRequest = 1;
 constexpr uint8_t kTtrpcResponse = 2;
 constexpr int kWireVarint = 0;
@@ -288,7 +290,10 @@ Result<SecretBytes> CdhGetResource(const std::string& socket_spec, const Resourc
       static_cast<uint32_t>(header[0]) << 24 | header[1] << 16 | header[2] << 8 | header[3];
   uint32_t stream =
       static_cast<uint32_t>(header[4]) << 24 | header[5] << 16 | header[6] << 8 | header[7];
-  if (length > kTtrpcMaxMessage || header[8] != kTtrpcResponse || stream != kStreamId) {
+  if (length > kTtrpcMaxMessage) {
+    return Error(Errc::kCorrupt, "Confidential Data Hub reply larger than 16 KiB: not a key");
+  }
+  if (header[8] != kTtrpcResponse || stream != kStreamId) {
     return Error(Errc::kCorrupt, "Confidential Data Hub sent an unexpected ttrpc frame (is " +
                                      path + " a ttrpc CDH socket?)");
   }

@@ -19,8 +19,9 @@ constexpr size_t kP256CoordinateBytes = 32;
 constexpr size_t kCekBytes = 32;  // A256GCM
 constexpr size_t kGcmTagBytes = 16;
 constexpr int kRsaBits = 2048;
-// A released resource is a password or key; anything near this is not one of ours.
-constexpr size_t kMaxCiphertextBytes = 1 << 20;
+// A released resource is a password or key. The plaintext goes to the secure heap (256 KiB in
+// all, see InitSecureHeap), so an oversized reply must be refused, not allocated.
+constexpr size_t kMaxCiphertextBytes = 16 << 10;
 
 struct CtxFree {
   void operator()(EVP_PKEY_CTX* ctx) const { EVP_PKEY_CTX_free(ctx); }
@@ -362,7 +363,7 @@ Result<SecretBytes> TeeKeyPair::Decrypt(const Json& response) const {
     return Error(Errc::kCorrupt, "JWE has no authentication tag");
   }
   if (ciphertext.size() > kMaxCiphertextBytes) {
-    return Error(Errc::kCorrupt, "JWE payload is implausibly large for a key");
+    return Error(Errc::kCorrupt, "JWE payload larger than 16 KiB: not a key");
   }
   // RFC 7516 §5.2: AAD = ASCII(protected), or ASCII(protected || '.' || aad) when aad is present.
   std::string aad;

@@ -124,6 +124,8 @@ TEST(TeeKeyTest, GeneratedKeyRoundTripsThroughTrusteeStyleSealing) {
   auto plain = key->Decrypt(SealEcdhEs(jwk, "model password"));
   ASSERT_TRUE(plain) << plain.error().message();
   EXPECT_EQ(plain->view(), "model password");
+  // Plaintext lands in the small secure heap: an oversized reply is refused, not allocated.
+  EXPECT_EQ(key->Decrypt(SealEcdhEs(jwk, std::string(20000, 'k'))).error().code(), Errc::kCorrupt);
 }
 
 TEST(RuntimeDataTest, MatchesVectorsByteForByte) {
