@@ -57,6 +57,7 @@ class FileReader {
   const crypto::ContentCipher& cipher_;
   TaskPool& pool_;
   std::unique_ptr<FileState[]> files_;  // indexed by inode number - 1
+  std::atomic<int> reads_in_flight_{0};
   ReadStats stats_;
 };
 
