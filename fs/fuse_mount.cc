@@ -124,7 +124,9 @@ struct FuseHandlers {
       fuse_reply_err(req, inode == nullptr ? ENOENT : EISDIR);
       return;
     }
+    auto start = std::chrono::steady_clock::now();
     auto data = self.fs_.reader().Read(*inode, static_cast<uint64_t>(off), size);
+    self.read_latency_.Record(std::chrono::steady_clock::now() - start);
     if (!data) {
       fuse_reply_err(req, data.error().ToErrno());
       return;

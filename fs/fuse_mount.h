@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "fs/filesystem.h"
 #include "fs/kernel_cache_filler.h"
+#include "fs/latency_histogram.h"
 
 struct fuse_session;
 
@@ -56,6 +57,9 @@ class FuseMount {
   Filesystem& filesystem() { return fs_; }
   // nullptr when decrypt-ahead is off.
   const KernelCacheFiller* filler() const { return filler_.get(); }
+  // Time the read path (cache, origin, decryption) took per FUSE READ
+  // (cachefs_read_duration_seconds).
+  const LatencyHistogram& read_latency() const { return read_latency_; }
 
  private:
   FuseMount(Filesystem& fs, MountOptions options) : fs_(fs), options_(std::move(options)) {}
@@ -66,6 +70,7 @@ class FuseMount {
   fuse_session* session_ = nullptr;
   std::atomic<bool> mounted_{false};
   std::unique_ptr<KernelCacheFiller> filler_;
+  LatencyHistogram read_latency_;
 
   friend struct FuseHandlers;
 };

@@ -150,6 +150,14 @@ void AddMountOptions(CLI::App& mount, MountCommand& command) {
                    "Extra kernel mount option (nodev, nosuid, noexec, noatime)")
       ->group(tuning);
 
+  auto* control = "Control";
+  mount.add_option("--control-socket", command.control_socket,
+                   "cachefsctl socket, mode 0600 (default /run/cachefs/<mount point>.sock)")
+      ->group(control);
+  mount.add_option("--metrics-listen", command.metrics_listen,
+                   "Serve Prometheus /metrics, /healthz and /readyz on HOST:PORT")
+      ->group(control);
+
   auto* logging = "Logging";
   mount.add_option_function<std::string>(
            "--log-level",

@@ -18,6 +18,7 @@
 #include "fs/mountpoint.h"
 #include "fs/namespace_builder.h"
 #include "keyagent/tee_detect.h"
+#include "tools/cachefs/control_server.h"
 #include "tools/cachefs/exit_codes.h"
 #include "tools/cachefs/readiness.h"
 
@@ -157,6 +158,7 @@ int RunMount(MountCommand command) {
   if (!command.key.passfile.empty()) {
     command.key.passfile = Absolute(command.key.passfile);
   }
+  command.control_socket = Absolute(command.control_socket);
   if (auto status = fetch::ApplyEnvironment(command.origin_options, env_file); !status) {
     std::fprintf(stderr, "cachefs: %s\n", status.error().message().c_str());
     return kExitConfig;
@@ -184,18 +186,28 @@ int RunMount(MountCommand command) {
   if (prepared->created) {
     shutdown.SetCreatedMountpoint(command.mountpoint);
   }
+  ControlState control(command.mountpoint, keyagent::DescribeKeySource(command.key), tee);
+  ControlPlane control_plane;
   auto fail = [&](int code, const Error& error) {
+    control_plane = {};  // removes the control socket
     if (prepared->created) {
       rmdir(command.mountpoint.c_str());
     }
     readiness.Fail(code, error.message());
   };
   HardenProcess();
+  auto control_started =
+      StartControlPlane(control, command.control_socket, command.metrics_listen);
+  if (!control_started) {
+    fail(kExitConfig, control_started.error());
+  }
+  control_plane = std::move(control_started).value();
 
   auto origin = fetch::OpenOrigin(command.origin_options);
   if (!origin) {
     fail(kExitOrigin, origin.error());
   }
+  control.SetOrigin(origin->get());
   auto listing = fs::ListOrigin(**origin);
   if (!listing) {
     fail(kExitOrigin, listing.error().WithContext("listing " + (*origin)->Describe()));
@@ -225,6 +237,7 @@ int RunMount(MountCommand command) {
   if (!volume) {
     fail(kExitKey, volume.error());
   }
+  control.SetVolume(*config);
 
   fs::NamespaceStats namespace_stats;
   auto table = fs::BuildNamespace(**origin, *listing, **volume, &namespace_stats);
@@ -235,6 +248,7 @@ int RunMount(MountCommand command) {
   TaskPool decrypt_pool(command.decrypt_threads);
   fs::Filesystem filesystem(std::move(table).value(), **origin, **volume, decrypt_pool);
   const auto counts = filesystem.table().counts();
+  control.SetNamespace(counts, namespace_stats.decode.rejected_names);
   command.mount.fsname = "cachefs";
   command.mount.mountpoint = command.mountpoint;
   auto mount = fs::FuseMount::Create(filesystem, command.mount);
@@ -242,6 +256,7 @@ int RunMount(MountCommand command) {
     fail(kExitFuse, mount.error());
   }
   shutdown.SetMount(mount->get());
+  control.SetMount(mount->get());
 
   char summary[512];
   std::snprintf(summary, sizeof(summary),
@@ -254,12 +269,16 @@ int RunMount(MountCommand command) {
                 tee.in_tdx() ? tee.Describe().c_str()
                              : "NOT a TEE (--insecure-allow-non-tee)");
   readiness.Ready(summary);
+  control.SetReady();
   if (namespace_stats.decode.rejected_names > 0) {
     CACHEFS_LOG(kWarn, "cachefs").Kv("rejected", namespace_stats.decode.rejected_names)
         << "cipher entries skipped because their names did not decrypt";
   }
 
   Status served = (*mount)->Serve();
+  control.SetStopping();
+  control_plane = {};  // no control request may see the mount go away
+  control.SetMount(nullptr);
   shutdown.SetMount(nullptr);
   mount->reset();
   if (prepared->created) {

@@ -21,6 +21,8 @@ struct MountCommand {
   bool insecure_allow_non_tee = false;
   bool insecure_permissions = false;
   unsigned decrypt_threads = 0;  // 0: one per core
+  std::string control_socket;    // empty: DefaultControlSocketPath(mountpoint)
+  std::string metrics_listen;    // empty: no metrics listener
   LogOptions log;
   keyagent::KeySourceOptions key;
   fetch::OriginOptions origin_options;
