@@ -3,6 +3,7 @@
 #include "common/log.h"
 #include "keyagent/encoding.h"
 #include "keyagent/nvidia_gpu.h"
+#include "keyagent/tdx_attester.h"
 #include "keyagent/tee_detect.h"
 
 namespace cachefs::keyagent {

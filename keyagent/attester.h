@@ -79,11 +79,9 @@ struct AttesterConfig {
 Result<AttesterSet> MakeAttesters(const AttesterConfig& config);
 
 // `sample` evidence {"svn":"1","report_data":b64(digest)} and `sampledevice` {"svn":"2",...}.
+// (The TDX attester's factory is in tdx_attester.h.)
 std::unique_ptr<Attester> MakeSampleAttester();
 std::unique_ptr<DeviceAttester> MakeSampleDeviceAttester();
-// TDX through configfs-tsm or /dev/tdx_guest (+ QGS), with the CC event log. `gpu`, when set,
-// supplies inline GPU evidence.
-std::unique_ptr<Attester> MakeTdxAttester(TdxPaths paths, std::shared_ptr<NvidiaGpu> gpu);
 std::unique_ptr<DeviceAttester> MakeNvidiaDeviceAttester(std::shared_ptr<NvidiaGpu> gpu);
 
 }  // namespace cachefs::keyagent

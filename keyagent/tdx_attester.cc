@@ -361,8 +361,10 @@ namespace {
 
 class TdxAttester : public Attester {
  public:
-  TdxAttester(TdxPaths paths, std::shared_ptr<NvidiaGpu> gpu)
-      : paths_(std::move(paths)), gpu_(std::move(gpu)) {}
+  TdxAttester(TdxPaths paths, std::shared_ptr<NvidiaGpu> gpu, TdxQuoteProvider quote_provider)
+      : paths_(std::move(paths)),
+        gpu_(std::move(gpu)),
+        quote_provider_(std::move(quote_provider)) {}
 
   std::string tee() const override { return "tdx"; }
   bool has_inline_devices() const override { return gpu_ != nullptr; }
@@ -385,7 +387,9 @@ class TdxAttester : public Attester {
       }
       evidence["gpu_evidence"] = InlineGpuEvidence(*reports);
     }
-    CACHEFS_ASSIGN_OR_RETURN(TdxQuoteResult quote, GetTdxQuote(paths_, report_data));
+    CACHEFS_ASSIGN_OR_RETURN(TdxQuoteResult quote, quote_provider_
+                                                       ? quote_provider_(report_data)
+                                                       : GetTdxQuote(paths_, report_data));
     CACHEFS_LOG(kDebug, "keyagent").Kv("method", quote.method).Kv("bytes", quote.quote.size())
         << "got TDX quote";
     evidence["quote"] = Base64Encode(quote.quote);
@@ -404,12 +408,14 @@ class TdxAttester : public Attester {
  private:
   TdxPaths paths_;
   std::shared_ptr<NvidiaGpu> gpu_;
+  TdxQuoteProvider quote_provider_;
 };
 
 }  // namespace
 
-std::unique_ptr<Attester> MakeTdxAttester(TdxPaths paths, std::shared_ptr<NvidiaGpu> gpu) {
-  return std::make_unique<TdxAttester>(std::move(paths), std::move(gpu));
+std::unique_ptr<Attester> MakeTdxAttester(TdxPaths paths, std::shared_ptr<NvidiaGpu> gpu,
+                                          TdxQuoteProvider quote_provider) {
+  return std::make_unique<TdxAttester>(std::move(paths), std::move(gpu), std::move(quote_provider));
 }
 
 }  // namespace cachefs::keyagent

@@ -5,6 +5,8 @@
 // event log from ACPI.
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -35,6 +37,17 @@ Result<std::vector<uint8_t>> GetQuoteConfigfsTsm(
 // the quote out of a GET_QUOTE response; exposed for tests.
 std::vector<uint8_t> EncodeQgsGetQuoteRequest(std::span<const uint8_t> tdreport);
 Result<std::vector<uint8_t>> DecodeQgsGetQuoteResponse(std::span<const uint8_t> message);
+
+// Produces a quote for 64 bytes of REPORTDATA; GetTdxQuote on a live system.
+using TdxQuoteProvider =
+    std::function<Result<TdxQuoteResult>(std::span<const uint8_t, kTdxReportDataSize>)>;
+
+// The `tdx` attester: evidence {"cc_eventlog": b64|null, "quote": b64} with REPORTDATA = the
+// runtime-data digest zero-padded to 64 bytes, plus "gpu_evidence" (openanolis shape) when asked
+// for inline devices and `gpu` is set. `quote_provider` defaults to GetTdxQuote(paths, ...);
+// tests pass a stand-in because quotes need TDX hardware.
+std::unique_ptr<Attester> MakeTdxAttester(TdxPaths paths, std::shared_ptr<NvidiaGpu> gpu,
+                                          TdxQuoteProvider quote_provider = nullptr);
 
 // The raw CC event log: the ACPI CCEL data file, else the log area the CCEL table points at in
 // guest memory (as the upstream attestation agent reads it). kNotFound when neither exists.

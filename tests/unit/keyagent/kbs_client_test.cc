@@ -17,6 +17,8 @@
 #include "keyagent/encoding.h"
 #include "keyagent/extpass.h"
 #include "keyagent/key_source.h"
+#include "keyagent/tdx_attester.h"
+#include "keyagent/tdx_quote.h"
 #include "tests/unit/keyagent/test_util.h"
 
 namespace cachefs::keyagent {
@@ -118,7 +120,15 @@ class FakeKbs : public HttpTransport {
       digest_input = DeviceRuntimeData(nonce_, jwk);
       evidence = body["tee-evidence"];
     }
-    if (evidence["report_data"] != Base64Encode(Hash(HashAlgorithm::kSha384, digest_input))) {
+    std::vector<uint8_t> expected = Hash(HashAlgorithm::kSha384, digest_input);
+    if (evidence.contains("quote")) {
+      // TDX: REPORTDATA = digest || 16 zero bytes (signature checks are out of scope here).
+      auto quote = ParseTdxQuote(*Base64Decode(evidence["quote"].get<std::string>()));
+      expected.resize(64);
+      if (!quote || !std::equal(expected.begin(), expected.end(), quote->report_data.begin())) {
+        return Fail(401, "AttestationError", "tdx REPORTDATA mismatch");
+      }
+    } else if (evidence["report_data"] != Base64Encode(expected)) {
       return Fail(401, "AttestationError", "sample report_data mismatch");
     }
     jwk_ = jwk;
@@ -249,6 +259,29 @@ TEST(KbsClientTest, GpuEvidenceMovesInlineWhenTrusteeRejectsAdditionalEvidence) 
   EXPECT_EQ(fake->attest_calls, 2);
   ASSERT_TRUE(client.GetResource(Key()));
   EXPECT_EQ(fake->attest_calls, 3);  // went inline straight away
+}
+
+TEST(KbsClientTest, TdxEvidenceWithARealQuoteLayoutIsBound) {
+  auto kbs = std::make_unique<FakeKbs>();
+  FakeKbs* fake = kbs.get();
+  AttesterSet attesters;
+  TdxPaths paths;
+  paths.ccel_data = testing::FixturePath("ccel_ovmf.bin");
+  attesters.primary = MakeTdxAttester(
+      paths, nullptr,
+      [](std::span<const uint8_t, kTdxReportDataSize> report_data) -> Result<TdxQuoteResult> {
+        std::vector<uint8_t> quote = testing::ReadFixture("tdx_quote_v4.dat");
+        std::copy(report_data.begin(), report_data.end(), quote.begin() + 568);
+        return TdxQuoteResult{std::move(quote), "fixture"};
+      });
+  KbsClientOptions options;
+  options.base_url = "http://kbs.test/api";
+  KbsClient client(options, std::move(attesters), std::move(kbs));
+  auto secret = client.GetResource(Key());
+  ASSERT_TRUE(secret) << secret.error().message();
+  EXPECT_EQ(secret->view(), kSecret);
+  EXPECT_EQ(client.summary().tee, "tdx");
+  EXPECT_EQ(fake->attest_calls, 1);
 }
 
 TEST(KbsClientTest, TokenNearExpiryIsNotReused) {

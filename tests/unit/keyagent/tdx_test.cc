@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "keyagent/encoding.h"
+#include "keyagent/nvidia_gpu.h"
 #include "keyagent/tdx_attester.h"
 #include "keyagent/tdx_quote.h"
 #include "tests/unit/keyagent/test_util.h"
@@ -170,6 +171,66 @@ TEST(CcelReadTest, ReadsDataFileElseReportsAbsence) {
   paths.ccel_data = "/nonexistent/CCEL";
   paths.ccel_table = "/nonexistent/CCEL-table";
   EXPECT_EQ(ReadCcEventLog(paths).error().code(), Errc::kNotFound);
+}
+
+// Stands in for configfs-tsm: the real v4 quote with the requested REPORTDATA written in.
+TdxQuoteProvider FixtureQuotes() {
+  return [](std::span<const uint8_t, kTdxReportDataSize> report_data) -> Result<TdxQuoteResult> {
+    std::vector<uint8_t> quote = ReadFixture("tdx_quote_v4.dat");
+    std::copy(report_data.begin(), report_data.end(), quote.begin() + 568);
+    return TdxQuoteResult{std::move(quote), "fixture"};
+  };
+}
+
+TEST(TdxAttesterTest, EvidenceBindsThePaddedDigestAndCarriesTheEventLog) {
+  TdxPaths paths;
+  paths.ccel_data = testing::FixturePath("ccel_ovmf.bin");
+  auto attester = MakeTdxAttester(paths, nullptr, FixtureQuotes());
+  EXPECT_EQ(attester->tee(), "tdx");
+  EXPECT_FALSE(attester->has_inline_devices());
+  std::vector<uint8_t> digest(48);
+  for (size_t i = 0; i < digest.size(); ++i) {
+    digest[i] = static_cast<uint8_t>(0xa0 + i);
+  }
+  auto evidence = attester->Evidence(digest, /*inline_devices=*/true);
+  ASSERT_TRUE(evidence) << evidence.error().message();
+  EXPECT_FALSE(evidence->contains("gpu_evidence"));
+  auto quote = ParseTdxQuote(*Base64Decode((*evidence)["quote"].get<std::string>()));
+  ASSERT_TRUE(quote);
+  EXPECT_TRUE(std::equal(digest.begin(), digest.end(), quote->report_data.begin()));
+  EXPECT_TRUE(std::all_of(quote->report_data.begin() + 48, quote->report_data.end(),
+                          [](uint8_t b) { return b == 0; }));
+  EXPECT_EQ(Base64Decode((*evidence)["cc_eventlog"].get<std::string>())->size(), 65536u);
+
+  paths.ccel_data = "/nonexistent/CCEL";
+  paths.ccel_table = "/nonexistent/CCEL-table";
+  auto no_log = MakeTdxAttester(paths, nullptr, FixtureQuotes())->Evidence(digest, false);
+  ASSERT_TRUE(no_log);
+  EXPECT_TRUE((*no_log)["cc_eventlog"].is_null());
+  EXPECT_FALSE(
+      MakeTdxAttester(paths, nullptr, FixtureQuotes())->Evidence(std::vector<uint8_t>(65), false));
+}
+
+TEST(TdxAttesterTest, InlineGpuEvidenceUsesTheReportDataAsNonce) {
+  auto gpu = NvidiaGpu::Open(FAKE_NVML_PATH);
+  ASSERT_TRUE(gpu) << gpu.error().message();
+  TdxPaths paths;
+  paths.ccel_data = testing::FixturePath("ccel_ovmf.bin");
+  auto attester =
+      MakeTdxAttester(paths, std::shared_ptr<NvidiaGpu>(std::move(*gpu)), FixtureQuotes());
+  EXPECT_TRUE(attester->has_inline_devices());
+  std::vector<uint8_t> digest(48, 0x42);
+  digest[0] = 0x01;
+  auto additional_mode = attester->Evidence(digest, false);
+  ASSERT_TRUE(additional_mode);
+  EXPECT_FALSE(additional_mode->contains("gpu_evidence"));
+  auto evidence = attester->Evidence(digest, true);
+  ASSERT_TRUE(evidence) << evidence.error().message();
+  const Json& item = (*evidence)["gpu_evidence"]["evidence_list"][0];
+  auto report = Base64Decode(item["attestation_report"].get<std::string>());
+  ASSERT_TRUE(report);
+  EXPECT_TRUE(std::equal(digest.begin(), digest.begin() + 32, report->begin() + 4));
+  EXPECT_EQ(item["uuid"], "GPU-fake-0");
 }
 
 }  // namespace
