@@ -14,18 +14,49 @@ constexpr uint64_t kRecentReads = 16;
 
 }  // namespace
 
-Chunk::Chunk(std::atomic<uint64_t>& accounted, size_t capacity)
-    : accounted_(accounted), capacity_(capacity), data_(new uint8_t[capacity]) {
+std::unique_ptr<uint8_t[]> ChunkBufferPool::Acquire(size_t size) {
+  if (size == buffer_size_) {
+    std::lock_guard lock(mu_);
+    if (!idle_.empty()) {
+      auto buffer = std::move(idle_.back());
+      idle_.pop_back();
+      return buffer;
+    }
+  }
+  // Uninitialised on purpose: every byte is overwritten before the chunk is published.
+  return std::unique_ptr<uint8_t[]>(new uint8_t[size]);
+}
+
+void ChunkBufferPool::Release(std::unique_ptr<uint8_t[]> buffer, size_t size) {
+  if (size != buffer_size_) {
+    return;
+  }
+  std::lock_guard lock(mu_);
+  if (idle_.size() < max_idle_) {
+    idle_.push_back(std::move(buffer));
+  }
+}
+
+Chunk::Chunk(std::atomic<uint64_t>& accounted, std::shared_ptr<ChunkBufferPool> pool,
+             size_t capacity)
+    : accounted_(accounted),
+      pool_(std::move(pool)),
+      capacity_(capacity),
+      data_(pool_->Acquire(capacity)) {
   accounted_ += capacity_;
 }
 
-Chunk::~Chunk() { accounted_ -= capacity_; }
+Chunk::~Chunk() {
+  accounted_ -= capacity_;
+  pool_->Release(std::move(data_), capacity_);
+}
 
 CachingOrigin::CachingOrigin(std::unique_ptr<Origin> origin, CacheOptions options,
                              std::unique_ptr<DiskCache> disk)
     : origin_(std::move(origin)),
       options_(options),
       disk_(std::move(disk)),
+      pool_(std::make_shared<ChunkBufferPool>(options_.chunk_size, 4)),
       source_(std::make_shared<OriginChunkSource>(*origin_)) {
   for (int i = 0; i < std::max(1, options_.readahead_workers); ++i) {
     workers_.emplace_back([this] { Worker(); });
@@ -103,7 +134,7 @@ void CachingOrigin::EvictLocked(bool for_readahead) {
 Result<ChunkRef> CachingOrigin::Load(const ObjectInfo& object, uint64_t index, Tier* from) {
   uint64_t begin = index * options_.chunk_size;
   size_t length = static_cast<size_t>(std::min(options_.chunk_size, object.size - begin));
-  auto chunk = std::make_shared<Chunk>(memory_used_, length);
+  auto chunk = std::make_shared<Chunk>(memory_used_, pool_, length);
   if (disk_ != nullptr) {
     auto n = disk_->Read(object, index, options_.chunk_size, chunk->buffer());
     if (n) {

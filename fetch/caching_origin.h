@@ -40,11 +40,28 @@ struct CacheOptions {
   size_t max_streams = 64;
 };
 
+// Keeps a few full-size chunk buffers for reuse: a fresh 8 MiB allocation is an mmap whose
+// every page faults and is zeroed by the kernel, which costs more CPU than the network copy.
+// Idle buffers are not counted in the budget; there are at most `max_idle` of them.
+class ChunkBufferPool {
+ public:
+  ChunkBufferPool(size_t buffer_size, size_t max_idle)
+      : buffer_size_(buffer_size), max_idle_(max_idle) {}
+  std::unique_ptr<uint8_t[]> Acquire(size_t size);
+  void Release(std::unique_ptr<uint8_t[]> buffer, size_t size);
+
+ private:
+  const size_t buffer_size_;
+  const size_t max_idle_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<uint8_t[]>> idle_;  // guarded by mu_
+};
+
 // An immutable chunk of ciphertext. Its bytes count against the budget until the last
 // reference goes away.
 class Chunk {
  public:
-  Chunk(std::atomic<uint64_t>& accounted, size_t capacity);
+  Chunk(std::atomic<uint64_t>& accounted, std::shared_ptr<ChunkBufferPool> pool, size_t capacity);
   ~Chunk();
   Chunk(const Chunk&) = delete;
   Chunk& operator=(const Chunk&) = delete;
@@ -55,6 +72,7 @@ class Chunk {
 
  private:
   std::atomic<uint64_t>& accounted_;
+  std::shared_ptr<ChunkBufferPool> pool_;
   size_t capacity_;
   size_t size_ = 0;
   std::unique_ptr<uint8_t[]> data_;
@@ -71,6 +89,11 @@ class CachingOrigin final : public Origin {
   // Replaces where misses go (default: the wrapped origin). Call before the first read;
   // `source` must outlive this object's use of it (shared ownership makes that simple).
   void SetChunkSource(std::shared_ptr<ChunkSource> source);
+  // Where misses go now (the wrapped origin by default), for a source that wraps it (p2p/).
+  std::shared_ptr<ChunkSource> chunk_source() const {
+    std::lock_guard lock(mu_);
+    return source_;
+  }
 
   std::string Describe() const override { return origin_->Describe(); }
   Result<std::vector<ObjectInfo>> List() override { return origin_->List(); }
@@ -125,6 +148,7 @@ class CachingOrigin final : public Origin {
   std::unique_ptr<Origin> origin_;
   const CacheOptions options_;
   std::unique_ptr<DiskCache> disk_;
+  std::shared_ptr<ChunkBufferPool> pool_;
   std::shared_ptr<ChunkSource> source_;
   std::atomic<uint64_t> memory_used_{0};
 

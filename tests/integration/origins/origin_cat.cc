@@ -219,36 +219,53 @@ int main(int argc, char** argv) {
     if (random_order) {
       std::shuffle(pieces.begin(), pieces.end(), std::mt19937_64(7));
     }
-    std::vector<uint8_t> out(end - std::min(end, offset));
-    std::atomic<size_t> next{0};
-    std::atomic<bool> failed{false};
-    std::vector<std::thread> threads;
-    for (int t = 0; t < std::max(1, readers); ++t) {
-      threads.emplace_back([&] {
-        while (!failed) {
-          size_t i = next.fetch_add(1);
-          if (i >= pieces.size()) {
-            return;
-          }
-          uint64_t p = pieces[i];
-          uint64_t n = std::min(read_size, end - p);
-          auto r = o.ReadRange(*object, p, std::span<uint8_t>(out.data() + (p - offset), n));
-          if (!r || *r != n) {
-            std::fprintf(stderr, "origin_cat: read at %llu failed: %s\n",
-                         static_cast<unsigned long long>(p),
-                         r ? "short read" : r.error().message().c_str());
-            failed = true;
-          }
+    if (readers <= 1 && !random_order) {
+      // One sequential reader streams through a piece-sized buffer, as a FUSE reader would.
+      std::vector<uint8_t> piece(read_size);
+      for (uint64_t p : pieces) {
+        uint64_t n = std::min(read_size, end - p);
+        auto r = o.ReadRange(*object, p, std::span<uint8_t>(piece.data(), n));
+        if (!r || *r != n) {
+          std::fprintf(stderr, "origin_cat: read at %llu failed: %s\n",
+                       static_cast<unsigned long long>(p),
+                       r ? "short read" : r.error().message().c_str());
+          rc = 1;
+          break;
         }
-      });
-    }
-    for (auto& t : threads) {
-      t.join();
-    }
-    if (failed) {
-      rc = 1;
+        std::fwrite(piece.data(), 1, n, stdout);
+      }
     } else {
-      std::fwrite(out.data(), 1, out.size(), stdout);
+      std::vector<uint8_t> out(end - std::min(end, offset));
+      std::atomic<size_t> next{0};
+      std::atomic<bool> failed{false};
+      std::vector<std::thread> threads;
+      for (int t = 0; t < readers; ++t) {
+        threads.emplace_back([&] {
+          while (!failed) {
+            size_t i = next.fetch_add(1);
+            if (i >= pieces.size()) {
+              return;
+            }
+            uint64_t p = pieces[i];
+            uint64_t n = std::min(read_size, end - p);
+            auto r = o.ReadRange(*object, p, std::span<uint8_t>(out.data() + (p - offset), n));
+            if (!r || *r != n) {
+              std::fprintf(stderr, "origin_cat: read at %llu failed: %s\n",
+                           static_cast<unsigned long long>(p),
+                           r ? "short read" : r.error().message().c_str());
+              failed = true;
+            }
+          }
+        });
+      }
+      for (auto& t : threads) {
+        t.join();
+      }
+      if (failed) {
+        rc = 1;
+      } else {
+        std::fwrite(out.data(), 1, out.size(), stdout);
+      }
     }
   } else {
     return Fail("unknown command " + command);
