@@ -1043,6 +1043,13 @@ void SharingGroup::Stop() {
       peer->session.join();
     }
   }
+  CACHEFS_LOG(kInfo, "p2p")
+          .Kv("bytes_from_peers", impl.bytes_from_peers.load())
+          .Kv("bytes_from_origin", impl.bytes_from_origin.load())
+          .Kv("bytes_served", impl.bytes_served.load())
+          .Kv("fallbacks", impl.fallbacks.load())
+          .Kv("corrupt_chunks", impl.corrupt_chunks.load())
+      << "sharing group stopped";
 }
 
 int SharingGroup::port() const { return impl_->port; }

@@ -120,7 +120,8 @@ class SharingGroup : public std::enable_shared_from_this<SharingGroup> {
   SharingGroup(const SharingGroup&) = delete;
   SharingGroup& operator=(const SharingGroup&) = delete;
 
-  // Stops serving, cancels fetches in flight and joins the session threads. Idempotent. After
+  // Stops serving, cancels fetches in flight, joins the session threads and logs the byte
+  // counts by source. Idempotent. After
   // it, chunk sources made here go straight to their fallback. Call before `cache` goes away.
   void Stop();
 

@@ -158,6 +158,23 @@ void AddMountOptions(CLI::App& mount, MountCommand& command) {
                    "Serve Prometheus /metrics, /healthz and /readyz on HOST:PORT")
       ->group(control);
 
+  auto* sharing = "Sharing group";
+  mount.add_option("--peers", command.peers,
+                   "Join these members: \"HOST[:PORT] ...\" (port 7070 when omitted; env-file "
+                   "MODEL_SHARING_PEER); empty: no sharing")
+      ->group(sharing);
+  mount.add_option("--p2p-listen", command.p2p_listen,
+                   "Serve the group on HOST:PORT (default 0.0.0.0:7070)")
+      ->group(sharing);
+  mount.add_option("--p2p-deadline", command.p2p_deadline_s,
+                   "Seconds to wait for a peer's chunk before reading it from the origin")
+      ->capture_default_str()
+      ->group(sharing);
+  mount.add_option("--p2p-peer-rate", command.p2p_peer_rate,
+                   "Bandwidth cap per peer served, bytes/s (e.g. 200MB; 0: none)")
+      ->transform(CLI::AsSizeValue(false))
+      ->group(sharing);
+
   auto* logging = "Logging";
   mount.add_option_function<std::string>(
            "--log-level",

@@ -3,21 +3,26 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "common/env_file.h"
 #include "common/process_hardening.h"
 #include "common/task_pool.h"
 #include "crypto/volume.h"
 #include "crypto/volume_config.h"
+#include "fetch/caching_origin.h"
 #include "fs/filesystem.h"
 #include "fs/mountpoint.h"
 #include "fs/namespace_builder.h"
 #include "keyagent/tee_detect.h"
+#include "p2p/codec.h"
+#include "p2p/sharing_group.h"
 #include "tools/cachefs/control_server.h"
 #include "tools/cachefs/exit_codes.h"
 #include "tools/cachefs/readiness.h"
@@ -59,6 +64,48 @@ void FillFromEnvFile(MountCommand& command, const std::map<std::string, std::str
   take("TRUSTEE_URL", command.key.trustee_url);
   take("MODEL_KEY_ID", command.key.key_id);
   take("TRUSTEE_POLICY", command.key.trustee_policy);
+  take("MODEL_SHARING_PEER", command.peers);
+}
+
+// Joins the sharing group named by --peers and puts it in front of the origin: misses ask the
+// chunk's owner first. Only remote origins have a chunk cache to share; a local directory
+// needs no group (nullptr and a warning).
+Result<std::shared_ptr<p2p::SharingGroup>> StartSharingGroup(const MountCommand& command,
+                                                             fetch::Origin& origin,
+                                                             const fs::OriginListing& listing,
+                                                             const crypto::Volume& volume) {
+  auto* cache = dynamic_cast<fetch::CachingOrigin*>(&origin);
+  if (cache == nullptr) {
+    CACHEFS_LOG(kWarn, "p2p") << "--peers ignored: a local origin is not shared";
+    return std::shared_ptr<p2p::SharingGroup>();
+  }
+  p2p::GroupOptions options;
+  CACHEFS_ASSIGN_OR_RETURN(options.seeds, p2p::ParsePeerList(command.peers));
+  options.listen = command.p2p_listen.empty()
+                       ? "0.0.0.0:" + std::to_string(p2p::kDefaultPeerPort)
+                       : command.p2p_listen;
+  options.fetch_deadline = std::chrono::milliseconds(
+      static_cast<int64_t>(std::clamp(command.p2p_deadline_s, 0.1, 600.0) * 1000));
+  options.serve_rate_per_peer = command.p2p_peer_rate;
+  // TEST-ONLY fault switch for the integration suite: serve chunks that fail verification.
+  const char* corrupt = std::getenv("CACHEFS_TEST_CORRUPT_PEER_CHUNKS");
+  if (corrupt != nullptr && std::string_view(corrupt) == "1") {
+    CACHEFS_LOG(kWarn, "p2p") << "TEST FAULT SWITCH: serving corrupted chunks to peers";
+    options.test_corrupt_served_chunks = true;
+  }
+  auto objects = std::make_shared<std::unordered_map<std::string, fetch::ObjectInfo>>();
+  for (const auto& object : listing.objects) {
+    (*objects)[object.key] = object;
+  }
+  auto lookup = [objects](std::string_view key) -> std::optional<fetch::ObjectInfo> {
+    auto it = objects->find(std::string(key));
+    return it == objects->end() ? std::nullopt : std::optional(it->second);
+  };
+  CACHEFS_ASSIGN_OR_RETURN(auto group, p2p::SharingGroup::Start(std::move(options),
+                                                                volume.sharing_group_key().span(),
+                                                                *cache, std::move(lookup)));
+  cache->SetChunkSource(group->MakeChunkSource(cache->chunk_source()));
+  return group;
 }
 
 // Serialises shutdown against start-up: a signal before the mount exists ends the process
@@ -237,6 +284,14 @@ int RunMount(MountCommand command) {
   if (!volume) {
     fail(kExitKey, volume.error());
   }
+  std::shared_ptr<p2p::SharingGroup> sharing_group;
+  if (!command.peers.empty()) {
+    auto started = StartSharingGroup(command, **origin, *listing, **volume);
+    if (!started) {
+      fail(kExitConfig, started.error().WithContext("sharing group"));
+    }
+    sharing_group = std::move(started).value();
+  }
   control.SetVolume(*config);
 
   fs::NamespaceStats namespace_stats;
@@ -276,6 +331,9 @@ int RunMount(MountCommand command) {
   }
 
   Status served = (*mount)->Serve();
+  if (sharing_group) {
+    sharing_group->Stop();  // before the origin it serves from goes away
+  }
   control.SetStopping();
   control_plane = {};  // no control request may see the mount go away
   control.SetMount(nullptr);

@@ -23,6 +23,11 @@ struct MountCommand {
   unsigned decrypt_threads = 0;  // 0: one per core
   std::string control_socket;    // empty: DefaultControlSocketPath(mountpoint)
   std::string metrics_listen;    // empty: no metrics listener
+  // Sharing group (p2p/): --peers or MODEL_SHARING_PEER; empty disables sharing.
+  std::string peers;
+  std::string p2p_listen;       // HOST:PORT; empty: 0.0.0.0 on the default peer port
+  double p2p_deadline_s = 5;    // a peer's chunk, else the origin
+  uint64_t p2p_peer_rate = 0;   // bytes/s served to one peer; 0: no cap
   LogOptions log;
   keyagent::KeySourceOptions key;
   fetch::OriginOptions origin_options;
