@@ -7,6 +7,7 @@
 #include <atomic>
 #include <climits>
 #include <cstdlib>
+#include <ctime>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -106,6 +107,25 @@ Result<std::shared_ptr<p2p::SharingGroup>> StartSharingGroup(const MountCommand&
                                                                 *cache, std::move(lookup)));
   cache->SetChunkSource(group->MakeChunkSource(cache->chunk_source()));
   return group;
+}
+
+// The sharing group's state for cachefsctl status/peers and /metrics.
+void FillPeersInfo(const p2p::GroupStats& stats, control::PeersInfo* info) {
+  info->set_enabled(true);
+  info->set_listen(stats.address);
+  const double now = static_cast<double>(std::time(nullptr));
+  for (const auto& peer : stats.peers) {
+    control::PeerInfo* out = info->add_peers();
+    out->set_address(peer.address);
+    out->set_state(p2p::PeerStateName(peer.state));
+    out->set_bytes_received(peer.bytes_received);
+    out->set_bytes_sent(peer.bytes_served);
+    out->set_chunks_received(peer.chunks_received);
+    out->set_chunks_sent(peer.chunks_served);
+    out->set_errors(peer.failures + peer.corrupt_chunks);
+    out->set_last_seen_unix(
+        peer.seconds_since_heard < 0 ? 0 : static_cast<int64_t>(now - peer.seconds_since_heard));
+  }
 }
 
 // Serialises shutdown against start-up: a signal before the mount exists ends the process
@@ -291,6 +311,11 @@ int RunMount(MountCommand command) {
       fail(kExitConfig, started.error().WithContext("sharing group"));
     }
     sharing_group = std::move(started).value();
+  }
+  if (sharing_group) {
+    control.SetPeersProvider([group = sharing_group](control::PeersInfo* peers) {
+      FillPeersInfo(group->Stats(), peers);
+    });
   }
   control.SetVolume(*config);
 
