@@ -101,8 +101,9 @@ class CurlTransport : public HttpTransport {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
+    std::string where = RedactUrl(request.url);
     if (exchange.too_large) {
-      return Error(Errc::kCorrupt, "reply from " + request.url + " larger than " +
+      return Error(Errc::kCorrupt, "reply from " + where + " larger than " +
                                        std::to_string(options_.max_reply_bytes) + " bytes");
     }
     if (rc != CURLE_OK) {
@@ -111,13 +112,13 @@ class CurlTransport : public HttpTransport {
         case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_SSL_CACERT_BADFILE:
         case CURLE_SSL_CERTPROBLEM:
-          return Error(Errc::kPermissionDenied, "TLS verification of " + request.url +
+          return Error(Errc::kPermissionDenied, "TLS verification of " + where +
                                                     " failed: " + detail +
                                                     " (give the Trustee CA with --trustee-ca)");
         case CURLE_OPERATION_TIMEDOUT:
-          return Error(Errc::kUnavailable, request.url + " timed out: " + detail);
+          return Error(Errc::kUnavailable, where + " timed out: " + detail);
         default:
-          return Error(Errc::kUnavailable, "cannot reach " + request.url + ": " + detail);
+          return Error(Errc::kUnavailable, "cannot reach " + where + ": " + detail);
       }
     }
     exchange.response.status = status;
@@ -129,6 +130,18 @@ class CurlTransport : public HttpTransport {
 };
 
 }  // namespace
+
+std::string RedactUrl(const std::string& url) {
+  std::string out = url.substr(0, url.find_first_of("?#"));
+  size_t scheme = out.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t end = out.find('/', start);
+  size_t at = out.rfind('@', end == std::string::npos ? out.size() : end);
+  if (at == std::string::npos || at < start) {
+    return out;
+  }
+  return out.substr(0, start) + out.substr(at + 1);
+}
 
 Result<std::unique_ptr<HttpTransport>> MakeCurlTransport(const CurlOptions& options) {
   static std::once_flag once;

@@ -42,6 +42,10 @@ struct CurlOptions {
   size_t max_reply_bytes = 4 << 20;
 };
 
+// `url` without userinfo ("http://user:secret@host/api" -> "http://host/api") and without its
+// query, for logs and error messages.
+std::string RedactUrl(const std::string& url);
+
 // Fails with kInvalidArgument when extra_ca_file is set but unreadable.
 Result<std::unique_ptr<HttpTransport>> MakeCurlTransport(const CurlOptions& options);
 

@@ -194,7 +194,7 @@ Status KbsClient::AttestWithVersion(const std::string& version, bool gpu_inline,
         << "cannot read the token's expiry; it is reused until Trustee rejects it";
   }
   CACHEFS_LOG(kInfo, "keyagent")
-          .Kv("trustee", options_.base_url)
+          .Kv("trustee", RedactUrl(options_.base_url))
           .Kv("protocol", version)
           .Kv("attester", attesters_.Describe())
       << "attested to Trustee";

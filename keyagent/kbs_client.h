@@ -64,7 +64,8 @@ class KbsClient {
 
   // Valid after a successful Attest().
   const AttestationSummary& summary() const { return summary_; }
-  const std::string& base_url() const { return options_.base_url; }
+  // The Trustee URL without credentials, for messages.
+  std::string base_url() const { return RedactUrl(options_.base_url); }
 
  private:
   // One RCAR handshake. On failure, `demanded_version` is the version Trustee asked for (if its

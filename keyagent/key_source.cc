@@ -24,18 +24,6 @@ namespace {
 constexpr size_t kMaxPasswordBytes = 2048;
 constexpr std::chrono::milliseconds kMaxRetryDelay{30000};
 
-// "http://user:secret@host:8080/api" -> "http://host:8080/api": credentials never reach logs.
-std::string RedactUrl(const std::string& url) {
-  size_t scheme = url.find("://");
-  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  size_t end = url.find_first_of("/?#", start);
-  size_t at = url.rfind('@', end == std::string::npos ? url.size() : end);
-  if (at == std::string::npos || at < start) {
-    return url;
-  }
-  return url.substr(0, start) + url.substr(at + 1);
-}
-
 std::string PolicyHash(const std::string& policy) {
   return HexEncode(Hash(HashAlgorithm::kSha256, policy)).substr(0, 16);
 }

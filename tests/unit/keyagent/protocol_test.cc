@@ -100,6 +100,12 @@ TEST(ErrorTest, EachStatusHasItsOwnErrc) {
   EXPECT_EQ(error(500, "a\nb\r\nc").message().find('\n'), std::string::npos);
 }
 
+TEST(RedactUrlTest, DropsCredentialsAndQuery) {
+  EXPECT_EQ(RedactUrl("https://u:p@kbs:8081/api?sig=x"), "https://kbs:8081/api");
+  EXPECT_EQ(RedactUrl("http://kbs:8080"), "http://kbs:8080");
+  EXPECT_EQ(RedactUrl("http://kbs/a@b"), "http://kbs/a@b");
+}
+
 TEST(ResourceUriTest, AcceptsTheUsualForms) {
   auto a = ParseResourceUri("kbs:///default/aliyun/model-decryption-key");
   ASSERT_TRUE(a);
