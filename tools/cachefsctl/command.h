@@ -83,5 +83,7 @@ void RegisterFlushCommand(CLI::App& app, const GlobalOptions& globals, int* exit
 void RegisterWarmCommand(CLI::App& app, const GlobalOptions& globals, int* exit_code);
 void RegisterPeersCommand(CLI::App& app, const GlobalOptions& globals, int* exit_code);
 void RegisterUnmountCommand(CLI::App& app, const GlobalOptions& globals, int* exit_code);
+void RegisterAttestCommand(CLI::App& app, const GlobalOptions& globals, int* exit_code);
+void RegisterManifestCommand(CLI::App& app, const GlobalOptions& globals, int* exit_code);
 
 }  // namespace cachefs::ctl

@@ -15,8 +15,9 @@ constexpr const char* kVersion = "cachefsctl " CACHEFS_VERSION;
 
 // One line per subcommand; each lives in its own <name>_command.cc.
 constexpr Registrar kCommands[] = {
-    &RegisterStatusCommand, &RegisterHealthCommand, &RegisterFlushCommand,
-    &RegisterWarmCommand,   &RegisterPeersCommand,  &RegisterUnmountCommand,
+    &RegisterStatusCommand, &RegisterHealthCommand,   &RegisterFlushCommand,
+    &RegisterWarmCommand,   &RegisterPeersCommand,    &RegisterUnmountCommand,
+    &RegisterAttestCommand, &RegisterManifestCommand,
 };
 
 int Main(int argc, char** argv) {

@@ -447,3 +447,25 @@ def test_control_lines_in_json_logs(tree, tmp_path):
     assert "unmount requested" in messages
     for e in events:
         assert {"ts", "level", "component", "msg"} <= set(e), e
+
+
+# --- commands that need no daemon ---------------------------------------------------------
+
+
+def test_manifest_of_the_tree(tree, tmp_path):
+    out = tmp_path / "cachefs-manifest.json"
+    ctl("manifest", tree["cipher"], "-o", str(out), check=0)
+    manifest = json.loads(out.read_text())
+    assert manifest["format"] == "cachefs-manifest"
+    keys = {o["key"] for o in manifest["objects"]}
+    assert "gocryptfs.conf" in keys
+    conf = [o for o in manifest["objects"] if o["key"] == "gocryptfs.conf"][0]
+    assert conf["size"] == os.path.getsize(os.path.join(tree["cipher"], "gocryptfs.conf"))
+    assert ctl("manifest", "/nonexistent/tree").returncode == 1
+
+
+def test_attest_outside_a_tee(tmp_path):
+    sample = ctl("attest", "--attester", "sample", "--insecure-allow-non-tee", check=0)
+    assert "tee:" in sample.stdout and "trustee: not checked" in sample.stdout
+    refused = ctl("attest")
+    assert refused.returncode == 1 and "not a TDX guest" in refused.stdout
