@@ -73,6 +73,8 @@ CachingOrigin::~CachingOrigin() {
     tasks_.clear();
   }
   tasks_cv_.notify_all();
+  // Read-ahead in flight may sit in retries against an unreachable origin: cut it short.
+  origin_->Cancel();
   for (auto& t : workers_) {
     t.join();
   }
@@ -403,6 +405,25 @@ void CachingOrigin::DiskWriter() {
     }
     disk_->Write(item.first, item.second.first, options_.chunk_size, item.second.second->bytes());
   }
+}
+
+uint64_t CachingOrigin::DropCache(bool memory, bool disk) {
+  uint64_t dropped = 0;
+  if (memory) {
+    std::lock_guard lock(mu_);
+    for (auto* list : {&read_lru_, &unread_lru_}) {
+      for (const auto& key : *list) {
+        auto it = entries_.find(key);
+        dropped += it->second.chunk->bytes().size();
+        entries_.erase(it);
+      }
+      list->clear();
+    }
+  }
+  if (disk && disk_ != nullptr) {
+    dropped += disk_->Clear();
+  }
+  return dropped;
 }
 
 void CachingOrigin::CollectStats(OriginStats& stats) const {

@@ -102,6 +102,10 @@ class CachingOrigin final : public Origin {
   // Schedules the chunks of the range for read-ahead (within the budget).
   void Prefetch(const ObjectInfo& object, uint64_t offset, uint64_t length) override;
   void CollectStats(OriginStats& stats) const override;
+  // Drops the chunks held in memory (not those being fetched or lent to readers right now)
+  // and/or every chunk file of the disk tier; returns the bytes dropped.
+  uint64_t DropCache(bool memory, bool disk) override;
+  void Cancel() override { origin_->Cancel(); }
 
   // One chunk, from memory, disk or the source (single flight). For p2p/ serving peers too.
   Result<ChunkRef> GetChunk(const ObjectInfo& object, uint64_t index);

@@ -218,6 +218,18 @@ void DiskCache::Touch(const std::string& name) {
   }
 }
 
+uint64_t DiskCache::Clear() {
+  std::lock_guard lock(mu_);
+  uint64_t freed = used_;
+  for (const auto& name : lru_) {
+    unlink((dir_ + "/" + name).c_str());
+  }
+  lru_.clear();
+  entries_.clear();
+  used_ = 0;
+  return freed;
+}
+
 void DiskCache::EvictLocked() {
   while (used_ > limit_ && !lru_.empty()) {
     const std::string& name = lru_.back();

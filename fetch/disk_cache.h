@@ -43,6 +43,9 @@ class DiskCache {
   void Write(const ObjectInfo& object, uint64_t index, uint64_t chunk_size,
              std::span<const uint8_t> data);
 
+  // Deletes every chunk file; returns the bytes freed. Writes may go on afterwards.
+  uint64_t Clear();
+
   bool writable() const { return writable_; }
   uint64_t used() const;
   uint64_t limit() const { return limit_; }

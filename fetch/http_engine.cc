@@ -238,6 +238,14 @@ struct HttpEngine::Impl {
 };
 
 HttpEngine::HttpEngine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+void HttpEngine::Shutdown() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stop = true;
+  }
+  curl_multi_wakeup(impl_->multi);
+}
 HttpEngine::~HttpEngine() = default;
 
 Result<std::unique_ptr<HttpEngine>> HttpEngine::Create(const HttpEngineOptions& options) {

@@ -60,6 +60,9 @@ class HttpEngine {
   // Errors never contain the query string.
   Result<HttpResponse> Perform(const HttpRequest& request, HttpBody body);
 
+  // Aborts every transfer in flight (their Perform returns kCancelled) and refuses new ones.
+  void Shutdown();
+
  private:
   struct Impl;
   explicit HttpEngine(std::unique_ptr<Impl> impl);

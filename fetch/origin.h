@@ -112,6 +112,10 @@ class Origin {
     (void)disk;
     return 0;
   }
+
+  // Makes requests in flight and later ones fail fast with kCancelled (shutdown): a read
+  // stuck in retries against an unreachable server must not hold up an unmount. Irreversible.
+  virtual void Cancel() {}
 };
 
 // Reads a whole small object (gocryptfs.conf, gocryptfs.diriv, a long-name companion), refusing

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <random>
-#include <thread>
 
 #include "common/log.h"
 #include "fetch/listing.h"
@@ -112,9 +111,15 @@ Result<HttpResponse> RemoteOrigin::GetWithRetry(const HttpRequest& base, HttpBod
                                                 uint64_t expected_bytes) {
   Error last(Errc::kUnavailable, "no attempt made");
   for (int attempt = 0; attempt < config_.retry.max_attempts; ++attempt) {
-    if (attempt > 0) {
-      counters_.retries++;
-      std::this_thread::sleep_for(Backoff(config_.retry, attempt - 1));
+    {
+      std::unique_lock lock(mu_);
+      if (attempt > 0) {
+        counters_.retries++;
+        cancel_cv_.wait_for(lock, Backoff(config_.retry, attempt - 1), [&] { return cancelled_; });
+      }
+      if (cancelled_) {
+        return Error(Errc::kCancelled, base.method + " " + base.LogUrl() + ": cancelled");
+      }
     }
     HttpRequest request = base;
     signer_->Sign(request, std::time(nullptr));
@@ -124,13 +129,14 @@ Result<HttpResponse> RemoteOrigin::GetWithRetry(const HttpRequest& base, HttpBod
     counters_.requests++;
     auto result = engine_->Perform(request, body);
     std::string where = base.method + " " + base.LogUrl();
+    const char* next_step = attempt + 1 < config_.retry.max_attempts ? "; retrying" : "; giving up";
     if (!result) {
       const Error& error = result.error();
       if (error.code() == Errc::kCancelled || error.code() == Errc::kPermissionDenied) {
         return error;
       }
       (error.code() == Errc::kTimeout ? counters_.timeout : counters_.transport)++;
-      CACHEFS_LOG(kWarn, "fetch").Kv("attempt", attempt + 1) << error.message() << "; retrying";
+      CACHEFS_LOG(kWarn, "fetch").Kv("attempt", attempt + 1) << error.message() << next_step;
       last = error;
       continue;
     }
@@ -155,7 +161,7 @@ Result<HttpResponse> RemoteOrigin::GetWithRetry(const HttpRequest& base, HttpBod
     if (status == 408 || status == 429 || status == 503 || status >= 500) {
       (status == 429 || status == 503 ? counters_.throttled : counters_.server)++;
       CACHEFS_LOG(kWarn, "fetch").Kv("attempt", attempt + 1).Kv("status", static_cast<int>(status))
-          << where << ": " << StatusText(response) << "; retrying";
+          << where << ": " << StatusText(response) << next_step;
       last = Error(Errc::kUnavailable, where + ": " + StatusText(response));
       continue;
     }
@@ -188,7 +194,7 @@ Result<HttpResponse> RemoteOrigin::GetWithRetry(const HttpRequest& base, HttpBod
       counters_.short_body++;
       CACHEFS_LOG(kWarn, "fetch").Kv("attempt", attempt + 1)
           << where << ": short body (" << response.body_bytes << " of " << expected_bytes
-          << " bytes); retrying";
+          << " bytes)" << next_step;
       last = Error(Errc::kIo, where + ": short body");
       continue;
     }
@@ -281,6 +287,15 @@ Result<std::vector<ObjectInfo>> RemoteOrigin::ListManifest() {
     return objects.error().WithContext(request.LogUrl());
   }
   return objects;
+}
+
+void RemoteOrigin::Cancel() {
+  {
+    std::lock_guard lock(mu_);
+    cancelled_ = true;
+  }
+  cancel_cv_.notify_all();
+  engine_->Shutdown();
 }
 
 void RemoteOrigin::CollectStats(OriginStats& stats) const {

@@ -10,6 +10,7 @@
 // Thread-safe: every method may run on many threads at once; requests share one HttpEngine.
 
 #include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -56,6 +57,7 @@ class RemoteOrigin final : public Origin {
   Result<size_t> ReadRange(const ObjectInfo& object, uint64_t offset,
                            std::span<uint8_t> dst) override;
   void CollectStats(OriginStats& stats) const override;
+  void Cancel() override;
 
  private:
   // A request for `relative_key` below the prefix (empty: the bucket or base path itself).
@@ -76,6 +78,8 @@ class RemoteOrigin final : public Origin {
 
   mutable std::mutex mu_;
   std::set<std::string> changed_logged_;  // guarded by mu_: one log line per changed object
+  bool cancelled_ = false;                // guarded by mu_
+  std::condition_variable cancel_cv_;     // wakes retry back-offs on Cancel()
 
   struct Counters {
     std::atomic<uint64_t> requests{0}, retries{0}, bytes{0}, not_found{0}, denied{0}, changed{0},

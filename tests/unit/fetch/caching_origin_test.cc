@@ -248,6 +248,22 @@ TEST_F(DiskCacheTest, LruBound) {
   EXPECT_GE(count, 1u);
 }
 
+TEST_F(DiskCacheTest, DropCacheEmptiesBothTiers) {
+  auto disk = DiskCache::Open(dir_, 0);
+  ASSERT_TRUE(disk);
+  Fixture f(4 * kChunk, {}, std::move(*disk));
+  ReadAll(*f.cache, f.fake->object(), kChunk);
+  // Let the disk writer catch up.
+  for (int i = 0; i < 100 && f.Stats().disk_used < 4 * kChunk; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GE(f.cache->DropCache(true, true), 8 * kChunk);
+  EXPECT_EQ(f.Stats().disk_used, 0u);
+  int before = f.fake->reads;
+  EXPECT_EQ(ReadAll(*f.cache, f.fake->object(), kChunk), f.fake->data());
+  EXPECT_EQ(f.fake->reads, before + 4);
+}
+
 TEST(Crc32cTest, KnownValue) {
   const char* text = "123456789";
   EXPECT_EQ(Crc32c({reinterpret_cast<const uint8_t*>(text), 9}), 0xE3069283u);
