@@ -189,6 +189,51 @@ http {
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def nginx_tls(tree, nginx, tmp_path_factory):
+    """The same tree over HTTPS with a self-signed certificate for 127.0.0.1 (after the nginx
+    fixture, so the manifest exists)."""
+    conf_dir = tmp_path_factory.mktemp("nginx-tls")
+    cert, key = conf_dir / "cert.pem", conf_dir / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    port = free_port()
+    user = "user root;" if os.geteuid() == 0 else ""
+    (conf_dir / "nginx.conf").write_text("""
+%s
+daemon off;
+worker_processes 1;
+pid %s/nginx.pid;
+error_log stderr error;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %s;
+  proxy_temp_path %s;
+  fastcgi_temp_path %s;
+  uwsgi_temp_path %s;
+  scgi_temp_path %s;
+  server {
+    listen 127.0.0.1:%d ssl;
+    ssl_certificate %s;
+    ssl_certificate_key %s;
+    root %s;
+    location / { }
+  }
+}
+""" % ((user, conf_dir) + (conf_dir,) * 5 + (port, cert, key, tree["root"])))
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    proc = subprocess.Popen([nginx_bin, "-e", "stderr", "-p", str(conf_dir), "-c",
+                             str(conf_dir / "nginx.conf")], stderr=subprocess.PIPE)
+    try:
+        wait_port(port, proc)
+        yield {"url": "https://127.0.0.1:%d/" % port, "ca": str(cert)}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 class FaultProxy:
     def __init__(self, upstream_port, log, *args):
         self.log = log

@@ -212,3 +212,10 @@ def test_full_cache_directory_degrades_to_memory(nginx, tree, tmp_path):
         assert r.stderr.count("memory cache only") == 1
     finally:
         subprocess.run(["umount", str(cache)], check=True)
+
+
+def test_https_verifies_the_server_and_takes_a_ca_bundle(nginx_tls, tree):
+    r = run_origin_cat("list", nginx_tls["url"], check=False)
+    assert r.returncode != 0 and "TLS verification failed" in r.stderr
+    r = run_origin_cat("--ca-bundle", nginx_tls["ca"], *PART, "cat", nginx_tls["url"], "big.bin")
+    assert r.stdout == tree["files"]["big.bin"]
