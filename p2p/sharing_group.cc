@@ -32,6 +32,8 @@ constexpr size_t kPieceSize = 1 << 20;
 constexpr int kMaxRequestMessage = 64 << 10;
 // A piece plus its header; member lists are far smaller (kMaxMembers entries, LZ4).
 constexpr int kMaxReplyMessage = kPieceSize + (64 << 10);
+constexpr int kDataConnections = 2;     // per member, for chunk streams
+constexpr int kStreamWindow = 8 << 20;  // HTTP/2 flow-control window per stream
 constexpr size_t kMaxChallenges = 1024;
 constexpr auto kChallengeLifetime = std::chrono::seconds(10);
 constexpr size_t kMaxServerPeers = 4 * kMaxMembers;
@@ -169,7 +171,11 @@ struct Peer {
   Clock::time_point last_heard{};
   Clock::time_point banned_until{};
   int consecutive_failures = 0;
-  std::shared_ptr<pb::PeerService::Stub> stub;
+  std::shared_ptr<pb::PeerService::Stub> stub;  // handshakes and heartbeats
+  // Chunk streams, spread over several connections: gRPC runs one connection's framing and
+  // TLS on one thread at a time, which caps a single connection well below the link.
+  std::vector<std::shared_ptr<pb::PeerService::Stub>> data_stubs;
+  std::atomic<unsigned> next_data_stub{0};
   std::thread session;
 
   std::mutex slot_mu;
@@ -605,6 +611,9 @@ std::shared_ptr<pb::PeerService::Stub> SharingGroup::Impl::StubFor(Peer& peer) {
     args.SetMaxReceiveMessageSize(kMaxReplyMessage);
     args.SetMaxSendMessageSize(kMaxRequestMessage);
     args.SetSslTargetNameOverride(kTlsName);
+    // Chunk streams are bulk transfers: a window of a few pieces keeps the link busy where
+    // HTTP/2's 64 KiB start (grown only by BDP probes) leaves it idle between round trips.
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindow);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
@@ -612,6 +621,12 @@ std::shared_ptr<pb::PeerService::Stub> SharingGroup::Impl::StubFor(Peer& peer) {
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     peer.stub = pb::PeerService::NewStub(
         grpc::CreateCustomChannel(peer.address, channel_credentials, args));
+    for (int i = 0; i < kDataConnections; ++i) {
+      grpc::ChannelArguments data_args = args;
+      data_args.SetInt("cachefs.p2p.connection", i);  // distinct arguments: its own connection
+      peer.data_stubs.push_back(pb::PeerService::NewStub(
+          grpc::CreateCustomChannel(peer.address, channel_credentials, data_args)));
+    }
   }
   return peer.stub;
 }
@@ -803,7 +818,7 @@ Result<std::optional<size_t>> SharingGroup::FetchFromOwner(const fetch::ObjectIn
       return std::optional<size_t>();
     }
     owner = by_id[static_cast<size_t>(winner)];
-    stub = owner->stub;
+    stub = owner->data_stubs[owner->next_data_stub++ % owner->data_stubs.size()];
     owner_cert = owner->fingerprint;
   }
   auto fail = [&](Error error) -> Error {
@@ -979,6 +994,7 @@ Result<std::shared_ptr<SharingGroup>> SharingGroup::Start(GroupOptions options,
                            grpc::experimental::TlsServerCredentials(server_options), &impl->port);
   builder.RegisterService(impl.get());
   builder.SetMaxReceiveMessageSize(kMaxRequestMessage);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindow);
   builder.SetMaxSendMessageSize(kMaxReplyMessage);
   grpc::ResourceQuota quota("cachefs-p2p");
   // Chunk streams are capped below this; the rest keeps heartbeats answered under load.
