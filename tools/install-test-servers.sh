@@ -4,7 +4,7 @@
 # servers are missing, and by CI after tools/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/../tests/servers"
-if [[ -f node_modules/s3rver/bin/s3rver.js ]]; then
+if [[ -f node_modules/s3rver/bin/s3rver.js && -f node_modules/ali-oss/package.json ]]; then
   exit 0
 fi
 if ! command -v npm >/dev/null; then

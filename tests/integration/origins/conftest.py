@@ -22,6 +22,7 @@ ORIGIN_CAT = os.environ.get("ORIGIN_CAT",
                             os.path.join(BUILD_DIR, "tests/integration/origins/origin_cat"))
 SERVERS_DIR = os.path.join(SOURCE_DIR, "tests/servers")
 S3RVER_JS = os.path.join(SERVERS_DIR, "node_modules/s3rver/bin/s3rver.js")
+ALI_OSS = os.path.join(SERVERS_DIR, "node_modules/ali-oss/package.json")
 MANY_OBJECTS = 1100
 MIB = 1 << 20
 
@@ -104,7 +105,7 @@ def tree(tmp_path_factory):
 def s3rver(tree, tmp_path_factory):
     """s3rver (npm) with bucket "models": the tree under prefix model/, MANY_OBJECTS small
     objects under model/many/ and a directory marker model/marker/."""
-    if not os.path.exists(S3RVER_JS):
+    if not os.path.exists(S3RVER_JS) or not os.path.exists(ALI_OSS):
         subprocess.run(["bash", os.path.join(SOURCE_DIR, "tools/install-test-servers.sh")],
                        check=True)
     import botocore.session
@@ -265,6 +266,47 @@ def fault_proxy(nginx, tmp_path):
     def start(*args, upstream=None):
         proxy = FaultProxy(upstream or nginx["port"],
                            str(tmp_path / ("proxy%d.log" % len(proxies))), *args)
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.stop()
+
+
+class OssVerifyProxy:
+    """tests/servers/oss_verify_proxy.js: checks OSS V1/V4 signatures with ali-oss's code."""
+
+    def __init__(self, upstream_port, log, ak, sk, region, token=None):
+        self.log = log
+        cmd = ["node", os.path.join(SERVERS_DIR, "oss_verify_proxy.js"), "--upstream",
+               "127.0.0.1:%d" % upstream_port, "--ak", ak, "--sk", sk, "--region", region,
+               "--log", log]
+        if token:
+            cmd += ["--token", token]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=clean_env())
+        line = self.proc.stdout.readline().split()
+        assert line and line[0] == "READY", line
+        self.endpoint = "http://127.0.0.1:%d" % int(line[1])
+
+    def events(self):
+        if not os.path.exists(self.log):
+            return []
+        with open(self.log) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def oss_proxy(s3rver, tmp_path):
+    proxies = []
+
+    def start(**kwargs):
+        port = int(s3rver["endpoint"].rsplit(":", 1)[1])
+        proxy = OssVerifyProxy(port, str(tmp_path / ("oss%d.log" % len(proxies))), **kwargs)
         proxies.append(proxy)
         return proxy
 

@@ -103,6 +103,30 @@ def test_oss_path_style_anonymous_against_s3rver(s3rver, tree):
     assert r.stdout == tree["files"]["dir/sub/b"]
 
 
+@pytest.mark.parametrize("version", ["v1", "v4"])
+@pytest.mark.parametrize("token", [None, "CAIS+sts/token=="])
+def test_oss_signatures_verified_by_ali_oss(oss_proxy, tree, version, token):
+    ak, sk = "LTAI5tTEST", "oss/secret+key=="
+    proxy = oss_proxy(ak=ak, sk=sk, region="cn-beijing", token=token)
+    env = clean_env(OSS_ACCESS_KEY_ID=ak, OSS_ACCESS_KEY_SECRET=sk)
+    if token:
+        env["OSS_SESSION_TOKEN"] = token
+    common = ["--endpoint", proxy.endpoint, "--region", "cn-beijing", "--oss-signature", version]
+    r = run_origin_cat(*common, "list", "oss://models/model", env=env)
+    assert len([k for k in listing(r) if k.startswith("many/")]) == MANY_OBJECTS
+    r = run_origin_cat(*common, *PART, "cat", "models:/model", "big.bin", env=env)
+    assert r.stdout == tree["files"]["big.bin"]
+    events = proxy.events()
+    assert events and all(e["ok"] and e["kind"] == version for e in events)
+    assert sum(1 for e in events if e["path"] == "/models/") >= 2  # paginated listing
+    assert sk not in r.stderr and (token is None or token not in r.stderr)
+
+    bad = dict(env, OSS_ACCESS_KEY_SECRET="wrong-secret-ABC")
+    r = run_origin_cat(*common, "list", "oss://models/model", env=bad, check=False)
+    assert r.returncode != 0 and "403" in r.stderr and "SignatureDoesNotMatch" in r.stderr
+    assert "wrong-secret-ABC" not in r.stderr
+
+
 def test_env_file_credentials(s3rver, tree, tmp_path):
     env_file = tmp_path / "cai.env"
     env_file.write_text("MODEL_OSS_ACCESS_KEY_ID=S3RVER\nMODEL_OSS_SECRET_ACCESS_KEY='S3RVER'\n")
