@@ -102,7 +102,14 @@ void AddMountOptions(CLI::App& mount, MountCommand& command) {
   mount.add_option("--trustee-ca", command.key.trustee_ca, "Extra CA bundle for Trustee")
       ->group(key);
   mount.add_option("--key-retries", command.key.retries,
-                   "Attempts to reach Trustee before giving up")
+                   "Retries after the first failed attempt to reach Trustee")
+      ->group(key);
+  mount.add_option("--gpu-evidence", command.key.gpu_evidence,
+                   "GPU evidence: auto, additional (upstream Trustee) or inline (openanolis)")
+      ->check(CLI::IsMember({"auto", "additional", "inline"}))
+      ->group(key);
+  mount.add_option("--kbs-protocol", command.key.kbs_protocol,
+                   "Force a KBS protocol version (default: negotiate)")
       ->group(key);
 
   auto* origin = "Origin";
