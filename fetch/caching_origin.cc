@@ -113,10 +113,10 @@ void CachingOrigin::LruRemoveLocked(Entry& entry) {
 
 void CachingOrigin::EvictLocked(bool for_readahead) {
   // Chunks already read go first; read-ahead not read yet only makes room for a reader.
-  auto evict_from = [&](std::list<std::string>& list, uint64_t target) {
+  auto evict_from = [&](std::list<std::string>& list, uint64_t target, bool newest_first) {
     while (memory_used_ > target && !list.empty()) {
-      auto it = entries_.find(list.back());
-      list.pop_back();
+      auto it = entries_.find(newest_first ? list.front() : list.back());
+      newest_first ? list.pop_front() : list.pop_back();
       it->second.in_lru = false;
       entries_.erase(it);
     }
@@ -127,9 +127,10 @@ void CachingOrigin::EvictLocked(bool for_readahead) {
                  ? options_.memory_budget - options_.chunk_size
                  : 0;
   }
-  evict_from(read_lru_, target);
+  evict_from(read_lru_, target, /*newest_first=*/false);
   if (!for_readahead) {
-    evict_from(unread_lru_, target);
+    // Of the chunks fetched ahead, the newest are the furthest from their readers.
+    evict_from(unread_lru_, target, /*newest_first=*/true);
   }
 }
 
