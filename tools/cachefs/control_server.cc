@@ -349,7 +349,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::Start(ControlState& state,
     server->Shutdown();
     return Error(Errc::kIo, Errno("chmod " + socket_path, error));
   }
-  CACHEFS_LOG(kInfo, "control").Kv("socket", socket_path) << "control socket listening";
+  CACHEFS_LOG(kDebug, "control").Kv("socket", socket_path) << "control socket listening";
   return std::unique_ptr<ControlServer>(
       new ControlServer(std::move(socket_path), std::move(service), std::move(server)));
 }

@@ -433,7 +433,7 @@ def test_control_lines_in_json_logs(tree, tmp_path):
     mountpoint.mkdir()
     sock = str(tmp_path / "c.sock")
     proc = subprocess.Popen([CACHEFS, "mount", "-f", "--insecure-allow-non-tee", "--log-format",
-                             "json", "--passfile", tree["password"], "--control-socket", sock,
+                             "json", "--log-level", "debug", "--passfile", tree["password"], "--control-socket", sock,
                              tree["cipher"], str(mountpoint)], stderr=subprocess.PIPE,
                             text=True)
     assert wait_until(lambda: ctl("status", socket_path=sock).returncode == 0, 30)
