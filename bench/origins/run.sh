@@ -3,8 +3,10 @@
 # the stacked pair rclone mount (HTTP remote) + gocryptfs, over the same link.
 #
 # The link: a private network namespace whose loopback is shaped with tc netem (rate RATE,
-# delay RTT/2 each way, so one RTT per round trip). nginx, both daemons and the readers all
-# run inside that namespace, so no traffic leaves it and only 127.0.0.1 is ever addressed.
+# delay RTT/2 each way, so one RTT per round trip). On kernels without sch_netem the link is
+# bench/origins/link_emulator.cc, a relay in front of nginx with the same rate and RTT and a
+# TCP-like window. nginx, both daemons and the readers all run inside that namespace, so no
+# traffic leaves it and only 127.0.0.1 is ever addressed.
 #
 # Usage (root; needs gocryptfs, nginx, rclone, fuse3, iproute2; the cachefs build):
 #   bench/origins/run.sh [--size-mib 2048] [--rate 2gbit] [--rtt-ms 5] [--budget-mib 512]
@@ -35,6 +37,7 @@ while (($#)); do
     --workdir) WORKDIR=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --inside) INSIDE=1; shift ;;
+    --emulate) EMULATE=1; shift ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -55,18 +58,17 @@ if [[ -z "${INSIDE:-}" ]]; then
   trap 'ip netns del "$NETNS" 2>/dev/null || true' EXIT
   ip -n "$NETNS" link set lo up
   # Every packet crosses lo once per direction: half the RTT each way; the rate caps both.
-  # Kernels without sch_netem (some VM kernels) get the rate alone, from a token bucket.
+  EMULATE_FLAG=
   if ! ip netns exec "$NETNS" tc qdisc add dev lo root netem \
       delay "$(awk "BEGIN{print $RTT_MS/2}")ms" rate "$RATE" limit 100000 2>/dev/null; then
-    echo "note: no sch_netem in this kernel: shaping the rate with tbf, RTT not emulated" >&2
-    ip netns exec "$NETNS" tc qdisc add dev lo root tbf rate "$RATE" burst 4mb latency 50ms
-    RTT_MS=0
+    echo "note: no sch_netem in this kernel: the link is bench/origins/link_emulator" >&2
+    EMULATE_FLAG=--emulate
   fi
   # One `ip netns exec` for everything: it also gives a private mount namespace, so the
   # mounts below are seen by the readers below and by nothing else.
   ip netns exec "$NETNS" "$0" --inside --size-mib "$SIZE_MIB" --rate "$RATE" --rtt-ms "$RTT_MS" \
     --budget-mib "$BUDGET_MIB" --cachefs "$CACHEFS" --origin-cat "$ORIGIN_CAT" \
-    --workdir "$WORKDIR" $( ((KEEP)) && echo --keep)
+    --workdir "$WORKDIR" $( ((KEEP)) && echo --keep) $EMULATE_FLAG
   exit $?
 fi
 
@@ -138,12 +140,21 @@ nginx -e stderr -p "$WORKDIR" -c "$WORKDIR/nginx.conf" &
 PIDS+=($!)
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.1; done
 
+LINK_BYTES=$(awk -v r="$RATE" 'BEGIN{n=r+0; u=tolower(r); gsub(/[0-9.]/,"",u);
+  m = (u=="gbit") ? 1e9 : (u=="mbit") ? 1e6 : (u=="kbit") ? 1e3 : 1; printf "%.0f", n*m/8}')
+LINK_MBPS=$(awk "BEGIN{printf \"%.1f\", $LINK_BYTES / 1e6}")
+if [[ -n "${EMULATE:-}" ]]; then
+  g++ -O2 -std=c++20 -pthread "$ROOT/bench/origins/link_emulator.cc" -o "$WORKDIR/link_emulator"
+  "$WORKDIR/link_emulator" 8088 "$PORT" "$LINK_BYTES" "$RTT_MS" >"$WORKDIR/link.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 100); do grep -q READY "$WORKDIR/link.log" && break; sleep 0.1; done
+  PORT=8088
+fi
+
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
 mbps() { awk "BEGIN{printf \"%.1f\", $1 / ($3 - $2) / 1e6}"; }
 
-LINK_MBPS=$(awk -v r="$RATE" 'BEGIN{n=r+0; u=tolower(r); gsub(/[0-9.]/,"",u);
-  m = (u=="gbit") ? 1e9 : (u=="mbit") ? 1e6 : (u=="kbit") ? 1e3 : 1; printf "%.1f", n*m/8/1e6}')
 # What one plain HTTP stream gets over the same link (ciphertext from page cache).
 cat "$CIPHER_FILE" >/dev/null
 t0=$(now); curl -s -o /dev/null "http://127.0.0.1:$PORT/${CIPHER_FILE#$CIPHER/}"; t1=$(now)
@@ -169,6 +180,7 @@ SUM=$(sha256sum "$MNT/model.safetensors" | cut -d' ' -f1)
 [[ "$SUM" == "$(cat "$WORKDIR/sha256")" ]] || { echo "cachefs returned wrong bytes" >&2; exit 1; }
 fusermount3 -u "$MNT"
 wait "$CACHEFS_PID" || true
+echo "cachefs: $CACHEFS_MBPS MB/s, peak RSS $CACHEFS_RSS MiB"
 
 # --- rclone mount (HTTP remote) + gocryptfs on top, cold ---
 rclone mount ":http:" "$RCLONE_MNT" --http-url "http://127.0.0.1:$PORT/" --read-only \
@@ -189,7 +201,8 @@ fusermount3 -u "$RCLONE_MNT"
 PCT=$(awk "BEGIN{printf \"%.0f\", 100 * $CACHEFS_MBPS / $LINK_MBPS}")
 RATIO=$(awk "BEGIN{printf \"%.2f\", $CACHEFS_MBPS / $STACK_MBPS}")
 RSS_LIMIT=$((256 + BUDGET_MIB))
-echo "link: $RATE (RTT ${RTT_MS} ms added) = $LINK_MBPS MB/s; one curl stream: $CURL_MBPS MB/s"
+echo "link: $RATE, RTT ${RTT_MS} ms ($([[ -n "${EMULATE:-}" ]] && echo link_emulator || echo netem))" \
+  "= $LINK_MBPS MB/s; one curl stream: $CURL_MBPS MB/s"
 echo "model: $SIZE_MIB MiB plaintext, cold sequential read (dd bs=1M, page cache dropped)"
 echo "cachefs (HTTP origin, budget ${BUDGET_MIB} MiB): $CACHEFS_MBPS MB/s = $PCT% of link," \
   "peak RSS $CACHEFS_RSS MiB (limit $RSS_LIMIT MiB)"
