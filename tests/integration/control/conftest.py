@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -98,3 +99,44 @@ def mounted(tree):
     m = Mount(tree)
     yield m
     m.close()
+
+
+@pytest.fixture(scope="session")
+def http_origin(tree, tmp_path_factory):
+    """nginx serving a copy of the cipher tree with the cachefs-manifest.json that
+    `cachefsctl manifest` writes: a remote origin, so mounts have memory and disk tiers."""
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx_bin):
+        pytest.skip("nginx is not installed (tools/install-deps.sh installs nginx-light)")
+    root = tmp_path_factory.mktemp("http-origin")
+    served = str(root / "model")
+    shutil.copytree(tree["cipher"], served)
+    subprocess.run([CACHEFSCTL, "manifest", served, "-o",
+                    os.path.join(served, "cachefs-manifest.json")], check=True)
+    port = free_port()
+    conf = root / "nginx.conf"
+    conf.write_text("""
+user root;
+daemon off;
+worker_processes 1;
+pid %(d)s/nginx.pid;
+error_log stderr error;
+events { worker_connections 64; }
+http {
+  access_log off;
+  client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
+  uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
+  server { listen 127.0.0.1:%(port)d; root %(d)s; location / { } }
+}
+""" % {"d": str(root), "port": port})
+    proc = subprocess.Popen([nginx_bin, "-e", "stderr", "-p", str(root), "-c", str(conf)])
+    try:
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        yield "http://127.0.0.1:%d/model/" % port
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -470,3 +470,39 @@ def test_attest_outside_a_tee(tmp_path):
     assert "tee:" in sample.stdout and "trustee: not checked" in sample.stdout
     refused = ctl("attest")
     assert refused.returncode == 1 and "not a TDX guest" in refused.stdout
+
+
+def test_flush_and_warm_with_a_remote_origin(tree, http_origin, tmp_path):
+    """Memory and disk tiers of a remote origin: warm fills them, flush empties them, and the
+    bytes read stay the same throughout."""
+    cache_dir = str(tmp_path / "cache")
+    m = Mount(dict(tree, cipher=http_origin), ["--cache-dir", cache_dir, "--no-decrypt-ahead"])
+    try:
+        s = status_json(m)
+        assert s["cache"]["present"] is True and s["cache"]["memory_limit"] > 0
+        assert s["origin"].startswith("http://127.0.0.1")
+        m.ctl("warm", check=0)
+        assert wait_until(lambda: status_json(m)["cache"]["disk_used"] > 0, 30)
+        warm = status_json(m)
+        assert warm["cache"]["memory_used"] > 0
+        assert warm["traffic"]["bytes_by_source"]["origin"] > 0
+
+        for rel, data in FILES.items():
+            with open(os.path.join(m.mountpoint, rel), "rb") as f:
+                assert f.read() == data, rel
+        read = status_json(m)
+        assert read["traffic"]["bytes_by_source"]["memory"] > 0  # served from what warm fetched
+
+        out = m.ctl("flush", "--memory", check=0).stdout
+        assert re.search(r"memory tier: (.*) dropped", out).group(1) != "0 B", out
+        assert status_json(m)["cache"]["memory_used"] < read["cache"]["memory_used"]
+        m.ctl("flush", check=0)
+        assert status_json(m)["cache"]["disk_used"] == 0
+        for rel, data in FILES.items():
+            with open(os.path.join(m.mountpoint, rel), "rb") as f:
+                assert f.read() == data, rel
+        after = status_json(m)
+        assert after["traffic"]["source_fetches"] > read["traffic"]["source_fetches"]
+        assert after["errors"]["corrupt_blocks"] == 0
+    finally:
+        assert m.close() == 0
