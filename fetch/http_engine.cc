@@ -158,6 +158,9 @@ struct HttpEngine::Impl {
     curl_easy_setopt(easy, CURLOPT_SHARE, share);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    // One TCP connection per parallel range: HTTP/2 would multiplex them all over one
+    // connection, whose single congestion window caps a long fat link.
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     if (!options.ca_bundle.empty()) {
       curl_easy_setopt(easy, CURLOPT_CAINFO, options.ca_bundle.c_str());
     }
