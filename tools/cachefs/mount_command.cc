@@ -247,7 +247,7 @@ int RunMount(MountCommand command) {
   }
 
   Readiness readiness =
-      command.foreground ? Readiness::Foreground() : Readiness::Daemonize();
+      command.foreground ? Readiness::Foreground() : Readiness::Daemonize(command.log);
   // Lives until exit: its signal thread may still be waiting when RunMount returns.
   Shutdown& shutdown = *new Shutdown();
   if (prepared->created) {

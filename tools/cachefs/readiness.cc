@@ -72,9 +72,9 @@ void WriteAll(int fd, const std::string& text) {
 
 }  // namespace
 
-Readiness Readiness::Foreground() { return Readiness(-1); }
+Readiness Readiness::Foreground() { return Readiness(-1, CurrentLogOptions()); }
 
-Readiness Readiness::Daemonize() {
+Readiness Readiness::Daemonize(const LogOptions& detached_log) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
     std::fprintf(stderr, "cachefs: pipe: %s\n", std::strerror(errno));
@@ -92,7 +92,13 @@ Readiness Readiness::Daemonize() {
   }
   close(fds[0]);
   setsid();
-  return Readiness(fds[1]);
+  LogOptions until_ready = detached_log;
+  until_ready.sink = LogSink::kStderr;
+  if (until_ready.min_level < LogLevel::kWarn) {
+    until_ready.min_level = LogLevel::kWarn;
+  }
+  ConfigureLogging(until_ready);
+  return Readiness(fds[1], detached_log);
 }
 
 void Readiness::Ready(const std::string& message) {
@@ -102,7 +108,7 @@ void Readiness::Ready(const std::string& message) {
     return;
   }
   // From here on nobody reads our stderr: log to syslog and let go of the caller's terminal.
-  LogOptions options = CurrentLogOptions();
+  LogOptions options = detached_log_;
   options.sink = LogSink::kSyslog;
   ConfigureLogging(options);
   CACHEFS_LOG(kInfo, "cachefs") << message;

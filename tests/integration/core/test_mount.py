@@ -309,7 +309,9 @@ def test_upstream_example_filesystems(volume, mountpoint, workdir):
     source = os.path.join(FIXTURES, "gocryptfs", volume)
     if not os.path.isdir(source):
         pytest.skip(f"fixture {source} not present")
-    passfile = write_passfile(workdir, "test")
+    fixture_dir = os.path.join(workdir, "fixture-password")
+    os.makedirs(fixture_dir, exist_ok=True)
+    passfile = write_passfile(fixture_dir, "test")
     with CachefsMount(source, mountpoint, ["--passfile", passfile]):
         with open(os.path.join(mountpoint, "status.txt"), "rb") as f:
             assert f.read() == b"It works!\n"
