@@ -5,7 +5,9 @@
 #include <grpcpp/security/tls_certificate_provider.h>
 #include <grpcpp/security/tls_certificate_verifier.h>
 #include <grpcpp/security/tls_credentials_options.h>
-#include <lz4.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +19,7 @@
 #include "common/secret_bytes.h"
 #include "p2p/auth.h"
 #include "p2p/codec.h"
+#include "p2p/data_channel.h"
 #include "proto/p2p.grpc.pb.h"
 
 namespace cachefs::p2p {
@@ -24,16 +27,22 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr uint32_t kProtocol = 1;
+constexpr uint32_t kProtocol = 2;  // 2: chunks over the data channel
 // Every node's certificate names this host and every channel expects it: addresses differ per
 // node, and gRPC's TLS stack complains about a name mismatch even with verification off.
 constexpr const char* kTlsName = "cachefs-p2p";
-constexpr size_t kPieceSize = 1 << 20;
+// Control messages only: member lists are the largest (kMaxMembers entries, LZ4).
 constexpr int kMaxRequestMessage = 64 << 10;
-// A piece plus its header; member lists are far smaller (kMaxMembers entries, LZ4).
-constexpr int kMaxReplyMessage = kPieceSize + (64 << 10);
-constexpr int kDataConnections = 2;     // per member, for chunk streams
-constexpr int kStreamWindow = 8 << 20;  // HTTP/2 flow-control window per stream
+constexpr int kMaxReplyMessage = 256 << 10;
+// Data channel: a bandwidth cap paces writes in pieces of this size.
+constexpr size_t kPieceSize = 1 << 20;
+constexpr auto kDataHandshakeTimeout = std::chrono::seconds(5);
+// An open connection holds one of the server's max_serves_* slots, so the server closes
+// connections idle this long; clients reuse theirs only when younger than kDataReuseTime, so
+// they do not pick one the server is closing.
+constexpr auto kDataIdleTimeout = std::chrono::seconds(10);
+constexpr auto kDataReuseTime = std::chrono::seconds(5);
+constexpr size_t kMaxHandshakes = 16;  // connections not yet admitted, beyond max_serves_total
 constexpr size_t kMaxChallenges = 1024;
 constexpr auto kChallengeLifetime = std::chrono::seconds(10);
 constexpr size_t kMaxServerPeers = 4 * kMaxMembers;
@@ -171,27 +180,34 @@ struct Peer {
   Clock::time_point last_heard{};
   Clock::time_point banned_until{};
   int consecutive_failures = 0;
+  uint16_t data_port = 0;                       // its data channel, from Hello
   std::shared_ptr<pb::PeerService::Stub> stub;  // handshakes and heartbeats
-  // Chunk streams, spread over several connections: gRPC runs one connection's framing and
-  // TLS on one thread at a time, which caps a single connection well below the link.
-  std::vector<std::shared_ptr<pb::PeerService::Stub>> data_stubs;
-  std::atomic<unsigned> next_data_stub{0};
   std::thread session;
 
   std::mutex slot_mu;
   std::condition_variable slot_cv;
   int in_flight = 0;  // guarded by slot_mu
+  // Data connections between fetches (at most max_fetches_per_peer), newest last.
+  struct IdleStream {
+    std::unique_ptr<TlsStream> stream;
+    Clock::time_point since;
+  };
+  std::vector<IdleStream> idle;  // guarded by slot_mu
 
   std::mutex calls_mu;
-  std::set<grpc::ClientContext*> calls;  // guarded by calls_mu: chunk fetches in flight
+  std::set<TlsStream*> calls;  // guarded by calls_mu: chunk fetches in flight
 
   std::atomic<uint64_t> bytes_received{0}, chunks_received{0}, failures{0}, corrupt{0};
 
   void CancelCalls() {
-    std::lock_guard lock(calls_mu);
-    for (auto* call : calls) {
-      call->TryCancel();
+    {
+      std::lock_guard lock(calls_mu);
+      for (auto* call : calls) {
+        call->Abort();
+      }
     }
+    std::lock_guard lock(slot_mu);
+    idle.clear();
   }
 };
 
@@ -229,10 +245,15 @@ struct SharingGroup::Impl final : public pb::PeerService::Service {
                     pb::JoinReply* reply) override;
   grpc::Status Heartbeat(grpc::ServerContext* context, const pb::HeartbeatRequest* request,
                          pb::HeartbeatReply* reply) override;
-  grpc::Status GetChunk(grpc::ServerContext* context, const pb::ChunkRequest* request,
-                        grpc::ServerWriter<pb::ChunkPiece>* writer) override;
 
   std::shared_ptr<ServerPeer> Authorized(grpc::ServerContext* context);
+  std::shared_ptr<ServerPeer> Authorized(const Fingerprint& fingerprint);
+  // --- data channel, server side (one thread per connection) ---
+  Status ListenData();
+  void AcceptLoop();
+  void StopData();
+  void ServeConnection(uint64_t id, int fd);
+  bool ServeRequest(TlsStream& stream, ServerPeer& peer);
   void Throttle(ServerPeer& peer, size_t bytes);
 
   // --- membership (session threads) ---
@@ -254,6 +275,10 @@ struct SharingGroup::Impl final : public pb::PeerService::Service {
   TlsIdentity identity;
   std::string node_id;  // kNodeIdSize raw bytes
   std::shared_ptr<grpc::ChannelCredentials> channel_credentials;
+  std::shared_ptr<TlsContext> server_tls, client_tls;  // data channel
+  int data_listen_fd = -1;
+  uint16_t data_port = 0;
+  std::thread acceptor;
   std::unique_ptr<grpc::Server> server;
   int port = 0;
   std::string listen_host;
@@ -269,6 +294,12 @@ struct SharingGroup::Impl final : public pb::PeerService::Service {
   std::map<std::string, Challenge> challenges;  // guarded by server_mu: by server nonce
   int serving_total = 0;                        // guarded by server_mu
 
+  std::mutex data_mu;
+  bool data_stopping = false;                    // guarded by data_mu
+  std::map<uint64_t, std::thread> data_threads;  // guarded by data_mu: connections
+  std::vector<uint64_t> data_done;               // guarded by data_mu: threads to join
+  std::map<uint64_t, int> data_fds;              // guarded by data_mu: sockets open, for Stop()
+
   std::atomic<uint64_t> bytes_from_peers{0}, chunks_from_peers{0}, bytes_from_origin{0},
       chunks_from_origin{0}, fallbacks{0}, corrupt_chunks{0}, bytes_served{0}, chunks_served{0},
       requests_refused{0}, auth_failures{0};
@@ -282,8 +313,12 @@ std::shared_ptr<ServerPeer> SharingGroup::Impl::Authorized(grpc::ServerContext* 
   if (!fp) {
     return nullptr;
   }
+  return Authorized(*fp);
+}
+
+std::shared_ptr<ServerPeer> SharingGroup::Impl::Authorized(const Fingerprint& fingerprint) {
   std::lock_guard lock(server_mu);
-  auto it = authorized.find(*fp);
+  auto it = authorized.find(fingerprint);
   if (it == authorized.end()) {
     return nullptr;
   }
@@ -326,6 +361,7 @@ grpc::Status SharingGroup::Impl::Hello(grpc::ServerContext* context,
   reply->set_node_id(node_id);
   reply->set_server_nonce(server_nonce);
   reply->set_proof(AsString(proof));
+  reply->set_data_port(data_port);
   return grpc::Status::OK;
 }
 
@@ -428,75 +464,123 @@ void SharingGroup::Impl::Throttle(ServerPeer& peer, size_t bytes) {
   }
 }
 
-grpc::Status SharingGroup::Impl::GetChunk(grpc::ServerContext* context,
-                                          const pb::ChunkRequest* request,
-                                          grpc::ServerWriter<pb::ChunkPiece>* writer) {
-  auto peer = Authorized(context);
-  if (peer == nullptr) {
-    requests_refused++;
-    return Refuse(grpc::StatusCode::PERMISSION_DENIED, "not a member");
+namespace {
+
+// Sends a refusal (status and reason) on `stream`; the connection is closed after it.
+void SendRefusal(TlsStream& stream, DataStatus status, std::string_view why) {
+  DataReplyHead head;
+  head.status = status;
+  head.message_size = std::min(why.size(), kMaxDataMessageSize);
+  auto bytes = EncodeDataReplyHead(head);
+  if (stream.WriteAll(bytes, /*flush=*/false)) {
+    (void)stream.WriteAll(Bytes(why.substr(0, head.message_size)));
   }
+}
+
+}  // namespace
+
+// One data connection, from the TLS handshake to its close: requests one at a time, while
+// the connection counts as one of the peer's chunk streams.
+void SharingGroup::Impl::ServeConnection(uint64_t id, int fd) {
+  auto accepted = TlsStream::Accept(*server_tls, fd, kDataHandshakeTimeout);
+  if (!accepted) {
+    requests_refused++;
+    std::lock_guard lock(data_mu);
+    data_fds.erase(id);
+    close(fd);
+    return;
+  }
+  std::unique_ptr<TlsStream> stream = std::move(accepted).value();
+  std::shared_ptr<ServerPeer> peer = Authorized(stream->peer_fingerprint());
+  bool admitted = false;
+  if (peer != nullptr) {
+    std::lock_guard lock(server_mu);
+    if (serving_total < options.max_serves_total && peer->serving < options.max_serves_per_peer) {
+      ++serving_total;
+      ++peer->serving;
+      admitted = true;
+    }
+  }
+  if (!admitted) {
+    requests_refused++;
+    SendRefusal(*stream, DataStatus::kRefused,
+                peer == nullptr ? "not a member" : "too many chunk streams");
+  }
+  while (admitted && ServeRequest(*stream, *peer)) {
+  }
+  if (admitted) {
+    std::lock_guard lock(server_mu);
+    --serving_total;
+    --peer->serving;
+  }
+  std::lock_guard lock(data_mu);
+  data_fds.erase(id);
+  stream.reset();  // closes the socket while Stop() cannot shut it down any more
+}
+
+// Serves one request; false when the connection should close (error, refusal, idle).
+bool SharingGroup::Impl::ServeRequest(TlsStream& stream, ServerPeer& peer) {
+  std::array<uint8_t, kRequestHeadSize> raw_head{};
+  stream.SetTimeout(kDataIdleTimeout);
+  if (!stream.ReadExact(raw_head)) {
+    return false;
+  }
+  auto head = DecodeDataRequestHead(raw_head);
+  if (!head) {
+    requests_refused++;
+    SendRefusal(stream, DataStatus::kInvalid, head.error().message());
+    return false;
+  }
+  stream.SetTimeout(options.fetch_deadline);
+  std::string names(head->key_size + head->etag_size, '\0');
+  // reinterpret_cast: the string's bytes filled in place.
+  if (!stream.ReadExact({reinterpret_cast<uint8_t*>(names.data()), names.size()})) {
+    return false;
+  }
+  const std::string key = names.substr(0, head->key_size);
+  const std::string etag = names.substr(head->key_size);
+  auto refuse = [&](DataStatus status, const std::string& why) {
+    requests_refused++;
+    SendRefusal(stream, status, why);
+    return false;
+  };
   const uint64_t chunk_size = cache.chunk_size();
-  if (request->key().empty() || request->key().size() > kMaxKeySize ||
-      request->etag().size() > kMaxEtagSize) {
-    requests_refused++;
-    return Refuse(grpc::StatusCode::INVALID_ARGUMENT, "malformed chunk request");
-  }
-  if (request->chunk_size() != chunk_size) {
-    requests_refused++;
-    return Refuse(grpc::StatusCode::FAILED_PRECONDITION,
+  if (head->chunk_size != chunk_size) {
+    return refuse(DataStatus::kChanged,
                   "chunk size differs (this node uses " + std::to_string(chunk_size) + ")");
   }
-  auto object = lookup(request->key());
+  auto object = lookup(key);
   if (!object) {
-    requests_refused++;
-    return Refuse(grpc::StatusCode::NOT_FOUND, "no such object");
+    return refuse(DataStatus::kNotFound, "no such object");
   }
-  if (object->etag != request->etag() || object->size != request->object_size()) {
-    requests_refused++;
-    return Refuse(grpc::StatusCode::FAILED_PRECONDITION, "object version differs");
+  if (object->etag != etag || object->size != head->object_size) {
+    return refuse(DataStatus::kChanged, "object version differs");
   }
-  if (request->index() >= (object->size + chunk_size - 1) / chunk_size) {
-    requests_refused++;
-    return Refuse(grpc::StatusCode::INVALID_ARGUMENT, "chunk beyond the end of the object");
+  if (head->index >= (object->size + chunk_size - 1) / chunk_size) {
+    return refuse(DataStatus::kInvalid, "chunk beyond the end of the object");
   }
-  {
-    std::lock_guard lock(server_mu);
-    if (serving_total >= options.max_serves_total || peer->serving >= options.max_serves_per_peer) {
-      requests_refused++;
-      return Refuse(grpc::StatusCode::RESOURCE_EXHAUSTED, "too many chunk streams");
-    }
-    ++serving_total;
-    ++peer->serving;
-  }
-  struct Release {
-    Impl* impl;
-    ServerPeer* peer;
-    ~Release() {
-      std::lock_guard lock(impl->server_mu);
-      --impl->serving_total;
-      --peer->serving;
-    }
-  } release{this, peer.get()};
-
   fetch::ChunkRef chunk;
   {
     ServingScope scope;
-    auto got = cache.GetChunk(*object, request->index());
+    auto got = cache.GetChunk(*object, head->index);
     if (!got) {
-      return Refuse(grpc::StatusCode::UNAVAILABLE, got.error().message());
+      SendRefusal(stream, DataStatus::kUnavailable, got.error().message());
+      return false;
     }
     chunk = std::move(got).value();
   }
   std::span<const uint8_t> bytes = chunk->bytes();
   EncodedChunk encoded = EncodeChunk(bytes);
-  std::array<uint8_t, kTagNonceSize> nonce{};
-  if (!RandomBytes(nonce)) {
-    return Refuse(grpc::StatusCode::INTERNAL, "no randomness");
+  DataReplyHead reply;
+  if (!RandomBytes(reply.nonce)) {
+    SendRefusal(stream, DataStatus::kUnavailable, "no randomness");
+    return false;
   }
-  auto tag = keys.ChunkTag(nonce, object->key, object->etag, object->size, request->index(), bytes);
+  auto tag =
+      keys.ChunkTag(reply.nonce, object->key, object->etag, object->size, head->index, bytes);
   if (!tag) {
-    return Refuse(grpc::StatusCode::INTERNAL, tag.error().message());
+    SendRefusal(stream, DataStatus::kUnavailable, tag.error().message());
+    return false;
   }
   std::span<const uint8_t> wire = encoded.lz4 ? Bytes(encoded.compressed) : bytes;
   std::string corrupted;
@@ -505,29 +589,132 @@ grpc::Status SharingGroup::Impl::GetChunk(grpc::ServerContext* context,
     corrupted[corrupted.size() / 2] ^= 0x01;
     wire = Bytes(corrupted);
   }
-  pb::ChunkPiece piece;
-  for (size_t offset = 0; offset < wire.size();) {
-    size_t n = std::min(kPieceSize, wire.size() - offset);
-    piece.Clear();
-    if (offset == 0) {
-      piece.set_length(bytes.size());
-      piece.set_encoding(encoded.lz4 ? pb::LZ4 : pb::RAW);
-      piece.set_wire_size(wire.size());
-      piece.set_nonce(AsString(nonce));
-      piece.set_tag(AsString(*tag));
-    }
-    piece.set_data(wire.data() + offset, n);
-    Throttle(*peer, n);
-    if (context->IsCancelled() || !writer->Write(piece)) {
-      return Refuse(grpc::StatusCode::CANCELLED, "peer went away");
-    }
-    offset += n;
+  reply.tag = *tag;
+  reply.lz4 = encoded.lz4;
+  reply.length = bytes.size();
+  reply.wire_size = wire.size();
+  if (!stream.WriteAll(EncodeDataReplyHead(reply), /*flush=*/false)) {
+    return false;
   }
-  peer->bytes_served += bytes.size();
-  peer->chunks_served++;
+  // Straight from the cache's buffer into TLS records; pieces only to pace a bandwidth cap.
+  const size_t piece = options.serve_rate_per_peer > 0 ? kPieceSize : wire.size();
+  for (size_t offset = 0; offset < wire.size(); offset += piece) {
+    size_t n = std::min(piece, wire.size() - offset);
+    Throttle(peer, n);
+    if (!stream.WriteAll(wire.subspan(offset, n))) {
+      return false;
+    }
+  }
+  peer.bytes_served += bytes.size();
+  peer.chunks_served++;
   bytes_served += bytes.size();
   chunks_served++;
-  return grpc::Status::OK;
+  return true;
+}
+
+// Binds the data channel on the gRPC listen host, any free port (Hello tells peers which).
+Status SharingGroup::Impl::ListenData() {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (int rc = getaddrinfo(listen_host.c_str(), "0", &hints, &found); rc != 0) {
+    return Error(Errc::kInvalidArgument,
+                 "data channel: cannot resolve " + listen_host + ": " + gai_strerror(rc));
+  }
+  int saved_errno = 0;
+  for (addrinfo* ai = found; ai != nullptr && data_listen_fd < 0; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      saved_errno = errno;
+      continue;
+    }
+    sockaddr_storage bound{};
+    socklen_t bound_size = sizeof(bound);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 ||
+        getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &bound_size) != 0) {  // sockaddr API
+      saved_errno = errno;
+      close(fd);
+      continue;
+    }
+    data_listen_fd = fd;
+    data_port = ntohs(bound.ss_family == AF_INET6
+                          ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port  // sockaddr API
+                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+  }
+  freeaddrinfo(found);
+  if (data_listen_fd < 0) {
+    return Error::FromErrno(saved_errno, "data channel: listen on " + listen_host);
+  }
+  acceptor = std::thread([this] { AcceptLoop(); });
+  return Status::Ok();
+}
+
+// Closes the listener, cuts every data connection and joins their threads.
+void SharingGroup::Impl::StopData() {
+  {
+    std::lock_guard lock(data_mu);
+    data_stopping = true;
+    for (const auto& [id, fd] : data_fds) {
+      shutdown(fd, SHUT_RDWR);
+    }
+  }
+  if (data_listen_fd >= 0) {
+    shutdown(data_listen_fd, SHUT_RDWR);  // wakes accept()
+  }
+  if (acceptor.joinable()) {
+    acceptor.join();
+  }
+  std::map<uint64_t, std::thread> threads;
+  {
+    std::lock_guard lock(data_mu);
+    threads.swap(data_threads);
+  }
+  for (auto& [id, thread] : threads) {
+    thread.join();
+  }
+  if (data_listen_fd >= 0) {
+    close(data_listen_fd);
+    data_listen_fd = -1;
+  }
+}
+
+void SharingGroup::Impl::AcceptLoop() {
+  uint64_t next_id = 0;
+  while (true) {
+    int fd = accept4(data_listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    std::unique_lock lock(data_mu);
+    for (uint64_t done : data_done) {
+      data_threads[done].join();
+      data_threads.erase(done);
+    }
+    data_done.clear();
+    if (data_stopping) {
+      if (fd >= 0) {
+        close(fd);
+      }
+      return;
+    }
+    if (fd < 0) {
+      lock.unlock();
+      // EMFILE and the like: do not spin.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      continue;
+    }
+    // Handshakes in progress count too: a flood of connections gets closed, not threads.
+    if (data_threads.size() >= static_cast<size_t>(options.max_serves_total) + kMaxHandshakes) {
+      requests_refused++;
+      close(fd);
+      continue;
+    }
+    uint64_t id = next_id++;
+    data_fds[id] = fd;
+    data_threads[id] = std::thread([this, id, fd] {
+      ServeConnection(id, fd);
+      std::lock_guard done_lock(data_mu);
+      data_done.push_back(id);
+    });
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -611,9 +798,6 @@ std::shared_ptr<pb::PeerService::Stub> SharingGroup::Impl::StubFor(Peer& peer) {
     args.SetMaxReceiveMessageSize(kMaxReplyMessage);
     args.SetMaxSendMessageSize(kMaxRequestMessage);
     args.SetSslTargetNameOverride(kTlsName);
-    // Chunk streams are bulk transfers: a window of a few pieces keeps the link busy where
-    // HTTP/2's 64 KiB start (grown only by BDP probes) leaves it idle between round trips.
-    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindow);
     args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
@@ -621,12 +805,6 @@ std::shared_ptr<pb::PeerService::Stub> SharingGroup::Impl::StubFor(Peer& peer) {
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     peer.stub = pb::PeerService::NewStub(
         grpc::CreateCustomChannel(peer.address, channel_credentials, args));
-    for (int i = 0; i < kDataConnections; ++i) {
-      grpc::ChannelArguments data_args = args;
-      data_args.SetInt("cachefs.p2p.connection", i);  // distinct arguments: its own connection
-      peer.data_stubs.push_back(pb::PeerService::NewStub(
-          grpc::CreateCustomChannel(peer.address, channel_credentials, data_args)));
-    }
   }
   return peer.stub;
 }
@@ -657,6 +835,9 @@ Result<bool> SharingGroup::Impl::Handshake(Peer& peer) {
     return false;
   }
   CACHEFS_ASSIGN_OR_RETURN(Fingerprint server_cert, PeerFingerprint(hello_context.auth_context()));
+  if (hello_reply.data_port() == 0 || hello_reply.data_port() > 65535) {
+    return Error(Errc::kPermissionDenied, "malformed hello reply (protocol mismatch?)");
+  }
   if (hello_reply.node_id().size() != kNodeIdSize ||
       !keys.CheckProof(Bytes(hello_reply.proof()), "server", Bytes(client_nonce),
                        Bytes(hello_reply.server_nonce()), Bytes(hello_reply.node_id()),
@@ -691,6 +872,7 @@ Result<bool> SharingGroup::Impl::Handshake(Peer& peer) {
   std::lock_guard lock(mu);
   peer.node_id = hello_reply.node_id();
   peer.fingerprint = server_cert;
+  peer.data_port = static_cast<uint16_t>(hello_reply.data_port());
   peer.authenticated = true;
   peer.heard = true;
   peer.last_heard = Clock::now();
@@ -797,8 +979,8 @@ Result<std::optional<size_t>> SharingGroup::FetchFromOwner(const fetch::ObjectIn
     return std::optional<size_t>();
   }
   std::shared_ptr<Peer> owner;
-  std::shared_ptr<pb::PeerService::Stub> stub;
   Fingerprint owner_cert{};
+  uint16_t owner_port = 0;
   {
     std::lock_guard lock(impl.mu);
     if (impl.stopping) {
@@ -818,8 +1000,8 @@ Result<std::optional<size_t>> SharingGroup::FetchFromOwner(const fetch::ObjectIn
       return std::optional<size_t>();
     }
     owner = by_id[static_cast<size_t>(winner)];
-    stub = owner->data_stubs[owner->next_data_stub++ % owner->data_stubs.size()];
     owner_cert = owner->fingerprint;
+    owner_port = owner->data_port;
   }
   auto fail = [&](Error error) -> Error {
     owner->failures++;
@@ -833,7 +1015,12 @@ Result<std::optional<size_t>> SharingGroup::FetchFromOwner(const fetch::ObjectIn
   if (expected > dst.size()) {
     return Error(Errc::kInternal, "chunk buffer too small");
   }
+  if (object.key.empty() || object.key.size() > kMaxDataKeySize ||
+      object.etag.size() > kMaxDataEtagSize) {
+    return std::optional<size_t>();  // not expressible on the wire: the origin serves it
+  }
   auto deadline = Clock::now() + impl.options.fetch_deadline;
+  std::unique_ptr<TlsStream> stream;
   {
     std::unique_lock lock(owner->slot_mu);
     if (!owner->slot_cv.wait_until(
@@ -841,88 +1028,108 @@ Result<std::optional<size_t>> SharingGroup::FetchFromOwner(const fetch::ObjectIn
       return fail(Error(Errc::kTimeout, "no free slot for " + owner->address));
     }
     ++owner->in_flight;
-  }
-  grpc::ClientContext context;
-  context.set_deadline(GrpcDeadline(deadline));
-  {
-    std::lock_guard lock(owner->calls_mu);
-    owner->calls.insert(&context);
+    while (!owner->idle.empty() && !stream) {
+      Peer::IdleStream last = std::move(owner->idle.back());
+      owner->idle.pop_back();
+      if (last.stream->peer_fingerprint() == owner_cert &&
+          Clock::now() - last.since < kDataReuseTime) {
+        stream = std::move(last.stream);
+      }
+    }
   }
   struct Release {
     Peer& peer;
-    grpc::ClientContext* context;
+    std::unique_ptr<TlsStream>& stream;
+    bool reusable = false;
     ~Release() {
-      {
+      if (stream) {
         std::lock_guard lock(peer.calls_mu);
-        peer.calls.erase(context);
+        peer.calls.erase(stream.get());
       }
       {
         std::lock_guard lock(peer.slot_mu);
         --peer.in_flight;
+        if (reusable) {
+          peer.idle.push_back({std::move(stream), Clock::now()});
+        }
       }
       peer.slot_cv.notify_one();
     }
-  } release{*owner, &context};
+  } release{*owner, stream};
 
-  pb::ChunkRequest request;
-  request.set_key(object.key);
-  request.set_etag(object.etag);
-  request.set_object_size(object.size);
-  request.set_index(index);
-  request.set_chunk_size(chunk_size);
-  auto reader = stub->GetChunk(&context, request);
-  pb::ChunkPiece piece;
-  if (!reader->Read(&piece)) {
-    return fail(FromGrpc(reader->Finish(), owner->address));
-  }
-  const bool lz4 = piece.encoding() == pb::LZ4;
-  const uint64_t wire_size = piece.wire_size();
-  const uint64_t max_wire =
-      lz4 ? static_cast<uint64_t>(LZ4_compressBound(static_cast<int>(expected))) : expected;
-  if (piece.length() != expected || (piece.encoding() != pb::RAW && !lz4) || wire_size == 0 ||
-      wire_size > max_wire || (!lz4 && wire_size != expected) ||
-      piece.nonce().size() != kTagNonceSize || piece.tag().size() != kTagSize) {
-    context.TryCancel();
-    return fail(Error(Errc::kCorrupt, owner->address + " sent a malformed chunk header"));
-  }
-  const std::string nonce = piece.nonce();
-  const std::string tag = piece.tag();
-  std::string compressed;
-  uint64_t received = 0;
-  while (true) {
-    const std::string& data = piece.data();
-    if (data.size() > wire_size - received) {
-      context.TryCancel();
-      return fail(Error(Errc::kCorrupt, owner->address + " sent more than announced"));
+  if (!stream) {
+    auto host = SplitHostPort(owner->address);
+    if (!host) {
+      return fail(host.error());
     }
-    if (lz4) {
-      compressed.append(data);
-    } else {
-      std::memcpy(dst.data() + received, data.data(), data.size());
+    auto connected = TlsStream::Connect(*impl.client_tls, host->first, owner_port, deadline);
+    if (!connected) {
+      return fail(connected.error());
     }
-    received += data.size();
-    if (!reader->Read(&piece)) {
-      break;
+    stream = std::move(connected).value();
+    if (stream->peer_fingerprint() != owner_cert) {
+      std::lock_guard lock(impl.mu);
+      owner->authenticated = false;  // another process answered: authenticate it first
+      return fail(Error(Errc::kPermissionDenied, owner->address + " changed its certificate"));
     }
   }
-  grpc::Status status = reader->Finish();
-  if (!status.ok()) {
-    return fail(FromGrpc(status, owner->address));
+  {
+    std::lock_guard lock(owner->calls_mu);
+    owner->calls.insert(stream.get());
   }
-  if (received != wire_size) {
-    return fail(Error(Errc::kCorrupt, owner->address + " sent a short chunk"));
-  }
-  auto cert = PeerFingerprint(context.auth_context());
-  if (!cert || *cert != owner_cert) {
+  {
     std::lock_guard lock(impl.mu);
-    owner->authenticated = false;  // another process answered: authenticate it first
-    return fail(Error(Errc::kPermissionDenied, owner->address + " changed its certificate"));
+    if (impl.stopping || owner->state != PeerState::kAlive) {
+      return fail(Error(Errc::kCancelled, owner->address + " is no longer alive"));
+    }
+  }
+  auto remaining = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  if (remaining.count() <= 0) {
+    return fail(Error(Errc::kTimeout, "deadline passed before asking " + owner->address));
+  }
+  // Bounds every blocked read and write; a peer that trickles bytes is cut off by the check
+  // after the transfer.
+  stream->SetTimeout(remaining);
+  DataRequest request{object.key, object.etag, object.size, index, chunk_size};
+  if (auto sent = stream->WriteAll(EncodeDataRequest(request)); !sent) {
+    return fail(sent.error());
+  }
+  std::array<uint8_t, kReplyHeadSize> raw_head{};
+  if (auto got = stream->ReadExact(raw_head); !got) {
+    return fail(got.error());
+  }
+  auto head = DecodeDataReplyHead(raw_head, expected);
+  if (!head) {
+    return fail(Error(Errc::kCorrupt, owner->address + ": " + head.error().message()));
+  }
+  if (head->status != DataStatus::kOk) {
+    std::string why(head->message_size, '\0');
+    // reinterpret_cast: the message's bytes filled in place.
+    (void)stream->ReadExact({reinterpret_cast<uint8_t*>(why.data()), why.size()});
+    Errc code = head->status == DataStatus::kRefused    ? Errc::kPermissionDenied
+                : head->status == DataStatus::kNotFound ? Errc::kNotFound
+                : head->status == DataStatus::kChanged  ? Errc::kChanged
+                                                        : Errc::kUnavailable;
+    return fail(Error(code, owner->address + ": " + why));
   }
   std::span<uint8_t> out = dst.subspan(0, expected);
-  Status checked = lz4 ? DecodeChunk(true, Bytes(compressed), out) : Status::Ok();
+  std::vector<uint8_t> compressed;
+  // Raw chunks land straight in the caller's buffer; nothing is used before the tag checks.
+  std::span<uint8_t> wire = out;
+  if (head->lz4) {
+    compressed.resize(head->wire_size);
+    wire = compressed;
+  }
+  if (auto got = stream->ReadExact(wire); !got) {
+    return fail(got.error());
+  }
+  if (Clock::now() > deadline) {
+    return fail(Error(Errc::kTimeout, owner->address + " missed the fetch deadline"));
+  }
+  Status checked = head->lz4 ? DecodeChunk(true, compressed, out) : Status::Ok();
   if (checked) {
-    checked = impl.keys.CheckChunkTag(Bytes(tag), Bytes(nonce), object.key, object.etag,
-                                      object.size, index, out);
+    checked = impl.keys.CheckChunkTag(head->tag, head->nonce, object.key, object.etag, object.size,
+                                      index, out);
   }
   if (!checked) {
     owner->corrupt++;
@@ -932,6 +1139,7 @@ Result<std::optional<size_t>> SharingGroup::FetchFromOwner(const fetch::ObjectIn
     impl.SetStateLocked(*owner, PeerState::kBanned, "it sent a chunk that failed verification");
     return fail(checked.error());
   }
+  release.reusable = true;
   owner->bytes_received += expected;
   owner->chunks_received++;
   impl.bytes_from_peers += expected;
@@ -989,19 +1197,22 @@ Result<std::shared_ptr<SharingGroup>> SharingGroup::Start(GroupOptions options,
   server_options.set_certificate_verifier(verifier);
   server_options.set_check_call_host(false);
 
+  CACHEFS_ASSIGN_OR_RETURN(impl->server_tls, TlsContext::Create(impl->identity, /*server=*/true));
+  CACHEFS_ASSIGN_OR_RETURN(impl->client_tls, TlsContext::Create(impl->identity, /*server=*/false));
+  CACHEFS_RETURN_IF_ERROR(impl->ListenData());
+
   grpc::ServerBuilder builder;
   builder.AddListeningPort(impl->options.listen,
                            grpc::experimental::TlsServerCredentials(server_options), &impl->port);
   builder.RegisterService(impl.get());
   builder.SetMaxReceiveMessageSize(kMaxRequestMessage);
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kStreamWindow);
   builder.SetMaxSendMessageSize(kMaxReplyMessage);
   grpc::ResourceQuota quota("cachefs-p2p");
-  // Chunk streams are capped below this; the rest keeps heartbeats answered under load.
-  quota.SetMaxThreads(impl->options.max_serves_total + 64);
+  quota.SetMaxThreads(64);
   builder.SetResourceQuota(quota);
   impl->server = builder.BuildAndStart();
   if (!impl->server || impl->port == 0) {
+    impl->StopData();
     return Error(Errc::kUnavailable, "sharing group: cannot listen on " + impl->options.listen);
   }
   auto group = std::shared_ptr<SharingGroup>(new SharingGroup(std::move(impl)));
@@ -1054,6 +1265,7 @@ void SharingGroup::Stop() {
     peer->slot_cv.notify_all();
   }
   impl.server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  impl.StopData();
   for (auto& peer : peers) {
     if (peer->session.joinable()) {
       peer->session.join();

@@ -19,19 +19,21 @@
 //
 // Trust. TLS on every connection (ephemeral self-signed certificates), plus the Hello/Join
 // challenge-response keyed by the group key and bound to both certificates (auth.h). Only
-// certificates that completed Join may call Heartbeat or GetChunk. Every chunk carries a GMAC
-// tag under the chunk key; a chunk that fails it is discarded, the member that sent it is
-// banned for ban_time, and the caller falls back to the origin.
+// certificates that completed Join may call Heartbeat or open a data connection. Chunks travel
+// over the data channel (data_channel.h: TCP + TLS 1.3 with the same certificates, port
+// announced in Hello), not gRPC, whose per-byte copies cost about three times the CPU. Every chunk
+// carries a GMAC tag under the chunk key; a chunk that fails it is discarded, the member that sent
+// it is banned for ban_time, and the caller falls back to the origin.
 //
 // Limits. Client: at most max_fetches_per_peer chunk fetches in flight to one member (callers
 // wait for a slot within the deadline). Server: at most max_serves_per_peer and
-// max_serves_total chunk streams at once (RESOURCE_EXHAUSTED beyond), an optional bandwidth
+// max_serves_total data connections at once (refused beyond), an optional bandwidth
 // cap per member, request and message sizes bounded, every field validated.
 //
 // Thread-safety: every public method may be called from any thread. One session thread per
-// known member plus gRPC's server threads. Failure modes: Start() fails on a bad listen
-// address or a port in use; afterwards nothing fails loudly: a member that misbehaves is
-// dropped and reads fall back to the origin.
+// known member, gRPC's server threads, and one thread per incoming data connection. Failure modes:
+// Start() fails on a bad listen address or a port in use; afterwards nothing fails loudly: a member
+// that misbehaves is dropped and reads fall back to the origin.
 
 #include <chrono>
 #include <condition_variable>

@@ -1,11 +1,11 @@
-// Chunk throughput between two sharing-group members, TLS, tags and gRPC included.
+// Chunk throughput between two sharing-group members, TLS and tags included.
 //
 //   p2p_throughput serve LISTEN                      serves until killed
 //   p2p_throughput fetch LISTEN PEER [THREADS] [GiB] fetches every chunk PEER owns, prints GB/s
 //
 // Both ends share a fixed group key and a synthetic 4 GiB object of incompressible bytes (a
 // 256 MiB random block repeated), so the origin costs one memcpy and the figure is the peer
-// path: CachingOrigin on the server, gRPC stream over TLS, GMAC tag on both ends.
+// path: CachingOrigin on the server, the TLS data channel, GMAC tag on both ends.
 
 #include <atomic>
 #include <chrono>

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "p2p/auth.h"
+#include "p2p/data_channel.h"
 #include "proto/p2p.grpc.pb.h"
 
 namespace cachefs::p2p {
@@ -273,17 +274,6 @@ TEST_F(GroupTest, OutsidersAndMalformedMessagesAreRefused) {
   Node& a = AddNode({});
   auto stub = Outsider(a.address());
 
-  pb::ChunkRequest request;
-  request.set_key("model/weights.bin");
-  request.set_etag("\"v1\"");
-  request.set_object_size(objects_["model/weights.bin"].size());
-  request.set_chunk_size(kChunk);
-  grpc::ClientContext chunk_context;
-  auto reader = stub->GetChunk(&chunk_context, request);
-  pb::ChunkPiece piece;
-  EXPECT_FALSE(reader->Read(&piece));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::PERMISSION_DENIED);
-
   pb::HeartbeatRequest heartbeat;
   heartbeat.mutable_members()->set_raw_size(1 << 30);
   heartbeat.mutable_members()->set_lz4(true);
@@ -294,7 +284,7 @@ TEST_F(GroupTest, OutsidersAndMalformedMessagesAreRefused) {
             grpc::StatusCode::PERMISSION_DENIED);
 
   pb::HelloRequest hello;
-  hello.set_protocol(1);
+  hello.set_protocol(2);
   hello.set_node_id("short");
   pb::HelloReply hello_reply;
   grpc::ClientContext hello_context;
@@ -315,15 +305,79 @@ TEST_F(GroupTest, OutsidersAndMalformedMessagesAreRefused) {
   EXPECT_EQ(stub->Join(&join_context, join, &join_reply).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(a.group->Stats().auth_failures, 1u);
-  EXPECT_GE(a.group->Stats().requests_refused, 3u);
+  EXPECT_GE(a.group->Stats().requests_refused, 2u);
 
   // Oversized messages never reach the handlers.
-  pb::ChunkRequest huge;
-  huge.set_key(std::string(1 << 20, 'k'));
+  pb::HeartbeatRequest huge;
+  huge.set_node_id(std::string(1 << 20, 'n'));
   grpc::ClientContext huge_context;
-  auto huge_reader = stub->GetChunk(&huge_context, huge);
-  EXPECT_FALSE(huge_reader->Read(&piece));
-  EXPECT_NE(huge_reader->Finish().error_code(), grpc::StatusCode::OK);
+  EXPECT_NE(stub->Heartbeat(&huge_context, huge, &heartbeat_reply).error_code(),
+            grpc::StatusCode::OK);
+}
+
+// Asks `address` for its data port, as any client may.
+uint16_t DataPort(pb::PeerService::Stub& stub) {
+  pb::HelloRequest hello;
+  hello.set_protocol(2);
+  hello.set_node_id(std::string(kNodeIdSize, 'n'));
+  hello.set_client_nonce(std::string(kNonceSize, 'c'));
+  pb::HelloReply reply;
+  grpc::ClientContext context;
+  EXPECT_TRUE(stub.Hello(&context, hello, &reply).ok());
+  return static_cast<uint16_t>(reply.data_port());
+}
+
+TEST_F(GroupTest, DataChannelRefusesOutsidersAndSurvivesGarbage) {
+  Node& a = AddNode({});
+  Node& b = AddNode({a.address()});
+  ASSERT_TRUE(Converge(1));
+  auto stub = Outsider(a.address());
+  const uint16_t port = DataPort(*stub);
+  ASSERT_NE(port, 0);
+  const auto deadline = [] { return std::chrono::steady_clock::now() + 5s; };
+
+  // A valid TLS client whose certificate never completed Join gets a refusal and no bytes.
+  auto outsider = MakeTlsIdentity("cachefs-p2p");
+  ASSERT_TRUE(outsider);
+  auto context = TlsContext::Create(*outsider, /*server=*/false);
+  ASSERT_TRUE(context);
+  auto stream = TlsStream::Connect(**context, "127.0.0.1", port, deadline());
+  ASSERT_TRUE(stream) << stream.error().message();
+  const std::string& data = objects_["model/weights.bin"];
+  ASSERT_TRUE((*stream)->WriteAll(
+      EncodeDataRequest({"model/weights.bin", "\"v1\"", data.size(), 0, kChunk})));
+  std::array<uint8_t, kReplyHeadSize> head{};
+  ASSERT_TRUE((*stream)->ReadExact(head));
+  auto reply = DecodeDataReplyHead(head, kChunk);
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->status, DataStatus::kRefused);
+  EXPECT_EQ(reply->wire_size, 0u);
+
+  // Plaintext junk, a torn handshake and a connection that just closes crash nothing.
+  for (int i = 0; i < 3; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    std::string junk = i == 0   ? std::string(100000, 'x')
+                       : i == 1 ? std::string("\x16\x03\x01")
+                                : "";
+    if (!junk.empty()) {
+      (void)!write(fd, junk.data(), junk.size());
+    }
+    close(fd);
+  }
+  // Members still get their chunks.
+  ReadAll(b, "model/weights.bin");
+  EXPECT_GT(b.group->Stats().bytes_from_peers, 0u);
+  EXPECT_EQ(b.group->Stats().corrupt_chunks, 0u);
+  // The outsider and the three broken connections, counted as their threads finish.
+  for (int i = 0; i < 100 && a.group->Stats().requests_refused < 4; ++i) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_GE(a.group->Stats().requests_refused, 4u);
 }
 
 }  // namespace
