@@ -12,8 +12,10 @@
 #   bench/origins/run.sh [--size-mib 2048] [--rate 2gbit] [--rtt-ms 5] [--budget-mib 512]
 #                        [--cachefs BIN] [--origin-cat BIN] [--workdir DIR] [--keep]
 # Prints the link rate, MB/s of each, % of the link, the ratio, and cachefs's peak RSS, and
-# checks the targets (>= 90% of the link, >= 3x the stacked pair, RSS <= 256 MiB + budget).
+# checks the targets (>= 90% of the link, >= 3x the stacked pair, RSS <= 256 MiB + budget);
+# exits 1 when one is missed.
 set -euo pipefail
+trap 'echo "run.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 SIZE_MIB=2048
 RATE=2gbit
@@ -68,8 +70,8 @@ if [[ -z "${INSIDE:-}" ]]; then
   # mounts below are seen by the readers below and by nothing else.
   ip netns exec "$NETNS" "$0" --inside --size-mib "$SIZE_MIB" --rate "$RATE" --rtt-ms "$RTT_MS" \
     --budget-mib "$BUDGET_MIB" --cachefs "$CACHEFS" --origin-cat "$ORIGIN_CAT" \
-    --workdir "$WORKDIR" $( ((KEEP)) && echo --keep) $EMULATE_FLAG
-  exit $?
+    --workdir "$WORKDIR" $( ((KEEP)) && echo --keep) $EMULATE_FLAG || exit $?
+  exit 0
 fi
 
 # ---- inside the namespace ----
@@ -212,4 +214,8 @@ ok=1
 awk "BEGIN{exit !($PCT >= 90)}" || { echo "MISS: below 90% of the link"; ok=0; }
 awk "BEGIN{exit !($RATIO >= 3)}" || { echo "MISS: less than 3x the stacked pair"; ok=0; }
 ((CACHEFS_RSS <= RSS_LIMIT)) || { echo "MISS: RSS above 256 MiB + budget"; ok=0; }
-((ok)) && echo "all targets met"
+if ((ok)); then
+  echo "all targets met"
+else
+  exit 1  # a missed target, reported above
+fi
