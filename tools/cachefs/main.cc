@@ -126,6 +126,20 @@ void AddMountOptions(CLI::App& mount, MountCommand& command) {
   mount.add_flag("--anonymous", o.anonymous, "Unsigned requests (public-read buckets)")
       ->group(origin);
   mount.add_option("--ca-bundle", o.ca_bundle, "CA bundle for the origin")->group(origin);
+  mount.add_option("--oss-signature", o.oss_signature, "OSS request signing: v4 or v1")
+      ->check(CLI::IsMember({"v4", "v1"}))
+      ->capture_default_str()
+      ->group(origin);
+  mount.add_option("--parallel-fetches", o.max_parallel_fetches,
+                   "Read-ahead range requests in flight")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str()
+      ->group(origin);
+  mount.add_option("--stall-timeout", o.stall_timeout_s,
+                   "Seconds below 16 KiB/s before a transfer is cut and retried")
+      ->check(CLI::Range(1, 600))
+      ->capture_default_str()
+      ->group(origin);
   mount.add_option("--cache-dir", o.cache_dir, "Disk tier of the ciphertext cache")
       ->group(origin);
   mount.add_option("--cache-size", o.cache_size, "Disk tier size limit (e.g. 20GiB)")

@@ -1,5 +1,6 @@
 #include "tools/cachefs/mount_command.h"
 
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -150,6 +151,12 @@ class Shutdown {
     std::lock_guard lock(mutex_);
     mount_ = mount;
   }
+  // A signal also cancels origin requests in flight, so that FUSE workers waiting on a hanging
+  // origin are released and the loop can end.
+  void SetOrigin(fetch::Origin* origin) {
+    std::lock_guard lock(mutex_);
+    origin_ = origin;
+  }
   bool signalled() const { return signalled_.load(); }
 
  private:
@@ -178,6 +185,9 @@ class Shutdown {
       NotifySystemd("STOPPING=1");
       signalled_ = true;
       std::lock_guard lock(mutex_);
+      if (origin_ != nullptr) {
+        origin_->Cancel();
+      }
       if (mount_ != nullptr) {
         mount_->Stop();
         continue;
@@ -191,6 +201,7 @@ class Shutdown {
 
   std::mutex mutex_;
   fs::FuseMount* mount_ = nullptr;   // guarded by mutex_
+  fetch::Origin* origin_ = nullptr;  // guarded by mutex_
   std::string created_mountpoint_;  // guarded by mutex_
   std::atomic<bool> signalled_{false};
   std::thread thread_;
@@ -271,9 +282,17 @@ int RunMount(MountCommand command) {
   control_plane = std::move(control_started).value();
 
   auto origin = fetch::OpenOrigin(command.origin_options);
+  // The signers keep their own copies in secure memory; drop the plain strings now.
+  OPENSSL_cleanse(command.origin_options.secret_access_key.data(),
+                  command.origin_options.secret_access_key.size());
+  OPENSSL_cleanse(command.origin_options.session_token.data(),
+                  command.origin_options.session_token.size());
+  command.origin_options.secret_access_key.clear();
+  command.origin_options.session_token.clear();
   if (!origin) {
     fail(kExitOrigin, origin.error());
   }
+  shutdown.SetOrigin(origin->get());
   control.SetOrigin(origin->get());
   auto listing = fs::ListOrigin(**origin);
   if (!listing) {
@@ -363,6 +382,7 @@ int RunMount(MountCommand command) {
   control_plane = {};  // no control request may see the mount go away
   control.SetMount(nullptr);
   shutdown.SetMount(nullptr);
+  shutdown.SetOrigin(nullptr);
   mount->reset();
   if (prepared->created) {
     rmdir(command.mountpoint.c_str());
