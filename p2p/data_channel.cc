@@ -224,6 +224,7 @@ Result<std::shared_ptr<TlsContext>> TlsContext::Create(const TlsIdentity& identi
                      [](int, X509_STORE_CTX*) { return 1; });
   // No resumption: every connection shows its certificate afresh.
   SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(ctx, 0);
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_read_ahead(ctx, 1);
   SSL_CTX_set_default_read_buffer_len(ctx, kSocketBufferSize);

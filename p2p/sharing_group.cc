@@ -249,7 +249,7 @@ struct SharingGroup::Impl final : public pb::PeerService::Service {
   std::shared_ptr<ServerPeer> Authorized(grpc::ServerContext* context);
   std::shared_ptr<ServerPeer> Authorized(const Fingerprint& fingerprint);
   // --- data channel, server side (one thread per connection) ---
-  Status ListenData();
+  Status ListenData(uint16_t port);
   void AcceptLoop();
   void StopData();
   void ServeConnection(uint64_t id, int fd);
@@ -596,29 +596,38 @@ bool SharingGroup::Impl::ServeRequest(TlsStream& stream, ServerPeer& peer) {
   if (!stream.WriteAll(EncodeDataReplyHead(reply), /*flush=*/false)) {
     return false;
   }
+  // Counted before the bytes go out (and taken back if they do not), so a member's count of
+  // bytes received from this node never runs ahead of this node's count of bytes served.
+  auto count = [&](int sign) {
+    const auto n = static_cast<uint64_t>(sign) * bytes.size();
+    peer.bytes_served += n;
+    peer.chunks_served += static_cast<uint64_t>(sign);
+    bytes_served += n;
+    chunks_served += static_cast<uint64_t>(sign);
+  };
+  count(1);
   // Straight from the cache's buffer into TLS records; pieces only to pace a bandwidth cap.
   const size_t piece = options.serve_rate_per_peer > 0 ? kPieceSize : wire.size();
   for (size_t offset = 0; offset < wire.size(); offset += piece) {
     size_t n = std::min(piece, wire.size() - offset);
     Throttle(peer, n);
     if (!stream.WriteAll(wire.subspan(offset, n))) {
+      count(-1);
       return false;
     }
   }
-  peer.bytes_served += bytes.size();
-  peer.chunks_served++;
-  bytes_served += bytes.size();
-  chunks_served++;
   return true;
 }
 
-// Binds the data channel on the gRPC listen host, any free port (Hello tells peers which).
-Status SharingGroup::Impl::ListenData() {
+// Binds the data channel on the gRPC listen host and `port` (0: any free port). Hello tells
+// peers which port; a fixed one (the gRPC port + 1) is what firewall rules can name.
+Status SharingGroup::Impl::ListenData(uint16_t port) {
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* found = nullptr;
-  if (int rc = getaddrinfo(listen_host.c_str(), "0", &hints, &found); rc != 0) {
+  const std::string service = std::to_string(port);
+  if (int rc = getaddrinfo(listen_host.c_str(), service.c_str(), &hints, &found); rc != 0) {
     return Error(Errc::kInvalidArgument,
                  "data channel: cannot resolve " + listen_host + ": " + gai_strerror(rc));
   }
@@ -629,6 +638,8 @@ Status SharingGroup::Impl::ListenData() {
       saved_errno = errno;
       continue;
     }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));  // restarts during TIME_WAIT
     sockaddr_storage bound{};
     socklen_t bound_size = sizeof(bound);
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0 ||
@@ -644,7 +655,8 @@ Status SharingGroup::Impl::ListenData() {
   }
   freeaddrinfo(found);
   if (data_listen_fd < 0) {
-    return Error::FromErrno(saved_errno, "data channel: listen on " + listen_host);
+    return Error::FromErrno(saved_errno,
+                            "data channel: listen on " + listen_host + " port " + service);
   }
   acceptor = std::thread([this] { AcceptLoop(); });
   return Status::Ok();
@@ -1199,7 +1211,12 @@ Result<std::shared_ptr<SharingGroup>> SharingGroup::Start(GroupOptions options,
 
   CACHEFS_ASSIGN_OR_RETURN(impl->server_tls, TlsContext::Create(impl->identity, /*server=*/true));
   CACHEFS_ASSIGN_OR_RETURN(impl->client_tls, TlsContext::Create(impl->identity, /*server=*/false));
-  CACHEFS_RETURN_IF_ERROR(impl->ListenData());
+  if (listen.second == 65535) {
+    return Error(Errc::kInvalidArgument, "sharing group: the data channel needs port " +
+                                             std::to_string(listen.second) + " + 1");
+  }
+  CACHEFS_RETURN_IF_ERROR(
+      impl->ListenData(listen.second == 0 ? 0 : static_cast<uint16_t>(listen.second + 1)));
 
   grpc::ServerBuilder builder;
   builder.AddListeningPort(impl->options.listen,

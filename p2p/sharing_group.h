@@ -53,8 +53,10 @@
 namespace cachefs::p2p {
 
 struct GroupOptions {
-  std::string listen = "0.0.0.0:7070";  // HOST:PORT; 0.0.0.0 advertises the address peers see
-  std::vector<std::string> seeds;       // HOST:PORT (ParsePeerList); may include this node
+  // HOST:PORT; 0.0.0.0 advertises the address peers see. Chunk data listens on PORT + 1 (any
+  // free port when PORT is 0).
+  std::string listen = "0.0.0.0:7070";
+  std::vector<std::string> seeds;  // HOST:PORT (ParsePeerList); may include this node
   std::chrono::milliseconds heartbeat_interval{500};
   std::chrono::milliseconds failure_timeout{3000};  // silence after which a member is dead
   std::chrono::milliseconds fetch_deadline{5000};   // a chunk from a peer, else the origin
