@@ -134,7 +134,7 @@ def warm_page_cache(*dirs):
 def start(system, args, raw, cipher, pw, mnt):
     if system == "cachefs":
         cmd = [args.cachefs, "mount", "-f", "--insecure-allow-non-tee", "--passfile", pw,
-               cipher, mnt]
+               *args.cachefs_args.split(), cipher, mnt]
     elif system == "gocryptfs":
         cmd = ["gocryptfs", "-fg", "-q", "-passfile", pw, cipher, mnt]
     else:
@@ -169,6 +169,8 @@ def main():
     parser.add_argument("--runs", type=int, default=2, help="best of N fresh mounts")
     parser.add_argument("--work", default="/var/tmp/cachefs-bench-core")
     parser.add_argument("--systems", default="cachefs,gocryptfs,bindfs")
+    parser.add_argument("--cachefs-args", default="",
+                        help="extra cachefs mount options, e.g. --no-decrypt-ahead")
     args = parser.parse_args()
     units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
     size = int(args.size[:-1]) * units[args.size[-1]] if args.size[-1] in units else int(

@@ -12,11 +12,21 @@ namespace {
 // displace pages the reader already loaded.
 constexpr uint64_t kMinAvailableBytes = 1ull << 30;
 
-uint64_t SegmentCount(uint64_t size) {
-  return (size + KernelCacheFiller::kSegmentSize - 1) / KernelCacheFiller::kSegmentSize;
-}
+uint64_t PageCount(uint64_t size) { return (size + 4095) / 4096; }
 
 }  // namespace
+
+void KernelCacheFiller::FileProgress::Set(uint64_t first, uint64_t end) {
+  for (uint64_t page = first; page < end; ++page) {
+    page_done[page / 64].fetch_or(uint64_t{1} << (page % 64), std::memory_order_relaxed);
+  }
+}
+
+void KernelCacheFiller::FileProgress::Clear(uint64_t first, uint64_t end) {
+  for (uint64_t page = first; page < end; ++page) {
+    page_done[page / 64].fetch_and(~(uint64_t{1} << (page % 64)), std::memory_order_relaxed);
+  }
+}
 
 KernelCacheFiller::KernelCacheFiller(const InodeTable& table, FileReader& reader, StoreFn store)
     : table_(table),
@@ -25,10 +35,12 @@ KernelCacheFiller::KernelCacheFiller(const InodeTable& table, FileReader& reader
       progress_(new FileProgress[table.size()]) {
   for (const Inode& inode : table.inodes()) {
     if (inode.type == NodeType::kFile && inode.size > 0) {
-      uint64_t segments = SegmentCount(inode.size);
-      progress_[inode.ino - 1].segment_done.reset(new std::atomic<uint8_t>[segments]);
-      for (uint64_t i = 0; i < segments; ++i) {
-        progress_[inode.ino - 1].segment_done[i].store(0, std::memory_order_relaxed);
+      FileProgress& progress = progress_[inode.ino - 1];
+      progress.pages = PageCount(inode.size);
+      uint64_t words = (progress.pages + 63) / 64;
+      progress.page_done.reset(new std::atomic<uint64_t>[words]);
+      for (uint64_t i = 0; i < words; ++i) {
+        progress.page_done[i].store(0, std::memory_order_relaxed);
       }
     }
   }
@@ -60,15 +72,19 @@ void KernelCacheFiller::FileOpened(const Inode& inode) {
 
 void KernelCacheFiller::MarkServed(InodeNumber ino, uint64_t offset, uint64_t length) {
   const Inode* inode = table_.Find(ino);
-  if (inode == nullptr || !progress_[ino - 1].segment_done) {
+  if (inode == nullptr || !progress_[ino - 1].page_done) {
     return;
   }
-  // Only whole segments count; the last segment of the file is whole when it reaches EOF.
+  // Only whole pages count; the last page of the file is whole when the read reaches EOF.
   uint64_t end = std::min(offset + length, inode->size);
-  uint64_t first = (offset + kSegmentSize - 1) / kSegmentSize;
-  uint64_t last = end == inode->size ? SegmentCount(inode->size) : end / kSegmentSize;
-  for (uint64_t segment = first; segment < last; ++segment) {
-    progress_[ino - 1].segment_done[segment].store(1, std::memory_order_relaxed);
+  uint64_t first = (offset + kPage - 1) / kPage;
+  uint64_t last = end == inode->size ? PageCount(inode->size) : end / kPage;
+  if (first < last) {
+    FileProgress& progress = progress_[ino - 1];
+    progress.Set(first, last);
+    uint64_t frontier = progress.read_frontier.load(std::memory_order_relaxed);
+    while (frontier < last && !progress.read_frontier.compare_exchange_weak(frontier, last)) {
+    }
   }
 }
 
@@ -77,10 +93,8 @@ void KernelCacheFiller::Reset() {
   queue_.clear();
   for (const Inode& inode : table_.inodes()) {
     FileProgress& progress = progress_[inode.ino - 1];
-    if (progress.segment_done) {
-      for (uint64_t i = 0, n = SegmentCount(inode.size); i < n; ++i) {
-        progress.segment_done[i].store(0, std::memory_order_relaxed);
-      }
+    if (progress.page_done) {
+      progress.Clear(0, progress.pages);
     }
     progress.queued.store(false);
   }
@@ -102,41 +116,88 @@ bool KernelCacheFiller::MemoryIsShort() {
   return available_kb != UINT64_MAX && available_kb * 1024 < kMinAvailableBytes;
 }
 
+bool KernelCacheFiller::Push(const Inode& inode, uint64_t first, uint64_t end) {
+  uint64_t offset = first * kPage;
+  auto data = reader_.Read(inode, offset, (end - first) * kPage);
+  if (!data) {
+    // Already logged by the reader; the application's own READ will report it.
+    progress_[inode.ino - 1].Clear(first, end);
+    return true;
+  }
+  int rc = store_(inode.ino, offset, *data);
+  if (rc != 0) {
+    // ENOENT: the kernel forgot the inode (file closed and evicted); not worth more work.
+    progress_[inode.ino - 1].Clear(first, end);
+    CACHEFS_LOG(kDebug, "fs").Kv("file", inode.path).Kv("errno", -rc)
+        << "decrypt-ahead stopped: kernel refused the pages";
+    return false;
+  }
+  bytes_pushed_.fetch_add(data->size(), std::memory_order_relaxed);
+  return true;
+}
+
+bool KernelCacheFiller::FillRange(const Inode& inode, uint64_t first, uint64_t end) {
+  FileProgress& progress = progress_[inode.ino - 1];
+  {
+    std::lock_guard lock(mutex_);
+    if (stopping_ || !progress.queued.load()) {
+      return false;  // shutting down, or Reset() since this file was queued
+    }
+  }
+  // Push each run of pages no READ has served yet, claiming it first so that a READ
+  // arriving meanwhile is the only duplicate work possible.
+  uint64_t page = first;
+  while (page < end) {
+    while (page < end && progress.Done(page)) {
+      ++page;
+    }
+    uint64_t run_end = page;
+    while (run_end < end && !progress.Done(run_end)) {
+      ++run_end;
+    }
+    if (page == run_end) {
+      break;
+    }
+    progress.Set(page, run_end);
+    if (!Push(inode, page, run_end)) {
+      return false;
+    }
+    page = run_end;
+  }
+  return true;
+}
+
 void KernelCacheFiller::Fill(const Inode& inode) {
   FileProgress& progress = progress_[inode.ino - 1];
-  uint64_t segments = SegmentCount(inode.size);
-  for (uint64_t segment = 0; segment < segments; ++segment) {
-    {
-      std::lock_guard lock(mutex_);
-      if (stopping_ || !progress.queued.load()) {
-        return;  // shutting down, or Reset() since this file was queued
+  const uint64_t segment_pages = kSegmentSize / kPage;
+  // Where a reader streams through the file, the kernel's readahead already fetches the pages
+  // just ahead of it; working there too would decrypt them twice. So the first pass stays a
+  // lead beyond the furthest READ, and a second pass fills whatever the first one jumped over.
+  const uint64_t lead_pages = 8 * segment_pages;
+  uint64_t segments_done = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    uint64_t start = 0;
+    while (start < progress.pages) {
+      if (pass == 0) {
+        uint64_t frontier = progress.read_frontier.load(std::memory_order_relaxed);
+        if (frontier > 0 && start < frontier + lead_pages) {
+          start = (frontier + lead_pages) / segment_pages * segment_pages;
+          if (start >= progress.pages) {
+            break;
+          }
+        }
       }
+      if (segments_done++ % 64 == 0 && MemoryIsShort()) {
+        CACHEFS_LOG(kInfo, "fs").Kv("file", inode.path)
+            << "decrypt-ahead stopped: less than 1 GiB of memory available";
+        return;
+      }
+      uint64_t end = std::min(start + segment_pages, progress.pages);
+      if (!FillRange(inode, start, end)) {
+        return;
+      }
+      start = end;
     }
-    if (progress.segment_done[segment].exchange(1, std::memory_order_relaxed) != 0) {
-      continue;
-    }
-    if (segment % 64 == 0 && MemoryIsShort()) {
-      progress.segment_done[segment].store(0, std::memory_order_relaxed);
-      CACHEFS_LOG(kInfo, "fs").Kv("file", inode.path)
-          << "decrypt-ahead stopped: less than 1 GiB of memory available";
-      return;
-    }
-    uint64_t offset = segment * kSegmentSize;
-    auto data = reader_.Read(inode, offset, kSegmentSize);
-    if (!data) {
-      // Already logged by the reader; the reader's own READ will report it to the application.
-      progress.segment_done[segment].store(0, std::memory_order_relaxed);
-      continue;
-    }
-    int rc = store_(inode.ino, offset, *data);
-    if (rc != 0) {
-      // ENOENT: the kernel forgot the inode (file closed and evicted); not worth more work.
-      progress.segment_done[segment].store(0, std::memory_order_relaxed);
-      CACHEFS_LOG(kDebug, "fs").Kv("file", inode.path).Kv("errno", -rc)
-          << "decrypt-ahead stopped: kernel refused the pages";
-      return;
-    }
-    bytes_pushed_.fetch_add(data->size(), std::memory_order_relaxed);
   }
 }
 

@@ -185,7 +185,8 @@ void AddMountOptions(CLI::App& mount, MountCommand& command) {
                    "MODEL_SHARING_PEER); empty: no sharing")
       ->group(sharing);
   mount.add_option("--p2p-listen", command.p2p_listen,
-                   "Serve the group on HOST:PORT (default 0.0.0.0:7070)")
+                   "Serve the group on HOST:PORT (default 0.0.0.0:7070); chunk data uses "
+                   "PORT+1")
       ->group(sharing);
   mount.add_option("--p2p-deadline", command.p2p_deadline_s,
                    "Seconds to wait for a peer's chunk before reading it from the origin")
