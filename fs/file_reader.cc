@@ -104,7 +104,7 @@ void FileReader::ReportBadBlock(const Inode& inode, const Error& error) {
 }
 
 Result<std::span<const uint8_t>> FileReader::Read(const Inode& inode, uint64_t offset,
-                                                  size_t length) {
+                                                  size_t length, bool spread) {
   stats_.requests.fetch_add(1, std::memory_order_relaxed);
   if (offset >= inode.size || length == 0) {
     return std::span<const uint8_t>();
@@ -141,8 +141,8 @@ Result<std::span<const uint8_t>> FileReader::Read(const Inode& inode, uint64_t o
   // several READs in flight (kernel readahead, decrypt-ahead) each already keeps a core busy,
   // and the hand-off costs a few percent of CPU.
   bool alone = reads_in_flight_.fetch_add(1, std::memory_order_relaxed) == 0;
-  auto plain_bytes =
-      cipher_.DecryptBlocks(*cipher, first_block, *file_id, plain, alone ? &pool_ : nullptr);
+  auto plain_bytes = cipher_.DecryptBlocks(*cipher, first_block, *file_id, plain,
+                                           alone || spread ? &pool_ : nullptr);
   reads_in_flight_.fetch_sub(1, std::memory_order_relaxed);
   if (!plain_bytes) {
     stats_.corrupt_blocks.fetch_add(1, std::memory_order_relaxed);

@@ -38,7 +38,10 @@ class FileReader {
   // to the kernel without another copy. Short only at end of file. A block failing
   // authentication fails the whole read with Errc::kCorrupt (logged once per file and block);
   // other blocks of the file stay readable.
-  Result<std::span<const uint8_t>> Read(const Inode& inode, uint64_t offset, size_t length);
+  // `spread` splits the decryption across the task pool even when other reads are in flight:
+  // for decrypt-ahead, which must outrun the reader to be of use.
+  Result<std::span<const uint8_t>> Read(const Inode& inode, uint64_t offset, size_t length,
+                                        bool spread = false);
 
   const ReadStats& stats() const { return stats_; }
 

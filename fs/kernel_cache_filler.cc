@@ -118,7 +118,7 @@ bool KernelCacheFiller::MemoryIsShort() {
 
 bool KernelCacheFiller::Push(const Inode& inode, uint64_t first, uint64_t end) {
   uint64_t offset = first * kPage;
-  auto data = reader_.Read(inode, offset, (end - first) * kPage);
+  auto data = reader_.Read(inode, offset, (end - first) * kPage, /*spread=*/true);
   if (!data) {
     // Already logged by the reader; the application's own READ will report it.
     progress_[inode.ino - 1].Clear(first, end);
