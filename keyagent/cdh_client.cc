@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "common/log.h"
+#include "keyagent/socket_io.h"
 
 namespace cachefs::keyagent {
 namespace {
@@ -135,53 +136,7 @@ Error CdhStatusError(uint64_t code, const std::string& message) {
   return Error(Errc::kUnavailable, text);
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-Status SendAll(int fd, std::span<const uint8_t> data) {
-  while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return Error::FromErrno(errno, "send to Confidential Data Hub");
-    }
-    data = data.subspan(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
-Status RecvAll(int fd, std::span<uint8_t> data) {
-  while (!data.empty()) {
-    ssize_t n = recv(fd, data.data(), data.size(), 0);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n == 0) {
-      return Error(Errc::kUnavailable, "Confidential Data Hub closed the connection");
-    }
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        return Error(Errc::kTimeout, "Confidential Data Hub did not answer in time");
-      }
-      return Error::FromErrno(errno, "receive from Confidential Data Hub");
-    }
-    data = data.subspan(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
+const std::string kCdhPeer = "Confidential Data Hub";
 
 }  // namespace
 
@@ -260,7 +215,7 @@ Result<SecretBytes> CdhGetResource(const std::string& socket_spec, const Resourc
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
     return Error(Errc::kInvalidArgument, "--cdh-socket: bad Unix socket path \"" + path + "\"");
   }
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
     return Error::FromErrno(errno, "socket");
   }
@@ -282,10 +237,10 @@ Result<SecretBytes> CdhGetResource(const std::string& socket_spec, const Resourc
   std::vector<uint8_t> frame =
       EncodeTtrpcRequest(kStreamId, "api.GetResourceService", "GetResource", request,
                          std::chrono::duration_cast<std::chrono::nanoseconds>(timeout).count());
-  CACHEFS_RETURN_IF_ERROR(SendAll(fd.get(), frame));
+  CACHEFS_RETURN_IF_ERROR(SendAll(fd.get(), frame, kCdhPeer));
 
   uint8_t header[kTtrpcHeaderSize];
-  CACHEFS_RETURN_IF_ERROR(RecvAll(fd.get(), header));
+  CACHEFS_RETURN_IF_ERROR(RecvAll(fd.get(), header, kCdhPeer));
   uint32_t length =
       static_cast<uint32_t>(header[0]) << 24 | header[1] << 16 | header[2] << 8 | header[3];
   uint32_t stream =
@@ -299,7 +254,7 @@ Result<SecretBytes> CdhGetResource(const std::string& socket_spec, const Resourc
   }
   // The response carries the resource in clear: receive it into secure memory.
   SecretBytes body(length);
-  CACHEFS_RETURN_IF_ERROR(RecvAll(fd.get(), body.span()));
+  CACHEFS_RETURN_IF_ERROR(RecvAll(fd.get(), body.span(), kCdhPeer));
   auto secret = DecodeGetResourceResponse(body.span());
   if (secret) {
     CACHEFS_LOG(kInfo, "keyagent").Kv("resource", resource.Display()).Kv("cdh", path)

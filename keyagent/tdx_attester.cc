@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "keyagent/encoding.h"
 #include "keyagent/nvidia_gpu.h"
+#include "keyagent/socket_io.h"
 #include "keyagent/tdx_quote.h"
 
 namespace cachefs::keyagent {
@@ -41,24 +42,8 @@ constexpr uint32_t kQgsGetQuoteResponse = 1;
 constexpr size_t kQgsHeaderSize = 16;
 constexpr unsigned kVsockHostCid = 2;  // VMADDR_CID_HOST
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) {
-      close(fd_);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 Result<std::vector<uint8_t>> ReadWholeFile(const std::string& path, size_t max_bytes) {
-  Fd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     return Error::FromErrno(errno, path);
   }
@@ -83,7 +68,7 @@ Result<std::vector<uint8_t>> ReadWholeFile(const std::string& path, size_t max_b
 }
 
 Status WriteWholeFile(const std::string& path, std::span<const uint8_t> data) {
-  Fd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  UniqueFd fd(open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (fd.get() < 0) {
     return Error::FromErrno(errno, path);
   }
@@ -152,36 +137,7 @@ Result<int> QgsPort(const std::string& config_path) {
   return Error(Errc::kNotFound, config_path + " has no port=N line");
 }
 
-Status SendAll(int fd, std::span<const uint8_t> data) {
-  while (!data.empty()) {
-    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      return Error::FromErrno(errno, "QGS send");
-    }
-    data = data.subspan(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
-
-Status RecvAll(int fd, std::span<uint8_t> data) {
-  while (!data.empty()) {
-    ssize_t n = recv(fd, data.data(), data.size(), 0);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n == 0) {
-      return Error(Errc::kIo, "QGS closed the connection early");
-    }
-    if (n < 0) {
-      return Error::FromErrno(errno, "QGS receive");
-    }
-    data = data.subspan(static_cast<size_t>(n));
-  }
-  return Status::Ok();
-}
+const std::string kQgsPeer = "the quote generation service (QGS)";
 
 void PutLe(std::vector<uint8_t>* out, uint64_t v, int width) {
   for (int i = 0; i < width; ++i) {
@@ -196,7 +152,7 @@ uint32_t GetLe32(std::span<const uint8_t> in, size_t at) {
 
 Result<std::vector<uint8_t>> QuoteViaIoctlAndQgs(
     const TdxPaths& paths, std::span<const uint8_t, kTdxReportDataSize> report_data, int* port) {
-  Fd dev(open(paths.tdx_guest.c_str(), O_RDWR | O_CLOEXEC));
+  UniqueFd dev(open(paths.tdx_guest.c_str(), O_RDWR | O_CLOEXEC));
   if (dev.get() < 0) {
     return Error::FromErrno(errno, paths.tdx_guest);
   }
@@ -211,7 +167,7 @@ Result<std::vector<uint8_t>> QuoteViaIoctlAndQgs(
     return Error(Errc::kCorrupt, "TDREPORT does not carry the requested REPORTDATA");
   }
   CACHEFS_ASSIGN_OR_RETURN(*port, QgsPort(paths.qgs_config));
-  Fd sock(socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  UniqueFd sock(socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (sock.get() < 0) {
     return Error::FromErrno(errno, "vsock socket");
   }
@@ -230,16 +186,16 @@ Result<std::vector<uint8_t>> QuoteViaIoctlAndQgs(
   uint32_t size = static_cast<uint32_t>(message.size());
   uint8_t prefix[4] = {static_cast<uint8_t>(size >> 24), static_cast<uint8_t>(size >> 16),
                        static_cast<uint8_t>(size >> 8), static_cast<uint8_t>(size)};
-  CACHEFS_RETURN_IF_ERROR(SendAll(sock.get(), prefix));
-  CACHEFS_RETURN_IF_ERROR(SendAll(sock.get(), message));
-  CACHEFS_RETURN_IF_ERROR(RecvAll(sock.get(), prefix));
+  CACHEFS_RETURN_IF_ERROR(SendAll(sock.get(), prefix, kQgsPeer));
+  CACHEFS_RETURN_IF_ERROR(SendAll(sock.get(), message, kQgsPeer));
+  CACHEFS_RETURN_IF_ERROR(RecvAll(sock.get(), prefix, kQgsPeer));
   size_t reply_size = static_cast<size_t>(prefix[0]) << 24 | static_cast<size_t>(prefix[1]) << 16 |
                       static_cast<size_t>(prefix[2]) << 8 | prefix[3];
   if (reply_size < kQgsHeaderSize || reply_size > kMaxQuoteBytes) {
     return Error(Errc::kCorrupt, "QGS reply has an impossible size");
   }
   std::vector<uint8_t> reply(reply_size);
-  CACHEFS_RETURN_IF_ERROR(RecvAll(sock.get(), reply));
+  CACHEFS_RETURN_IF_ERROR(RecvAll(sock.get(), reply, kQgsPeer));
   return DecodeQgsGetQuoteResponse(reply);
 }
 
@@ -344,7 +300,7 @@ Result<std::vector<uint8_t>> ReadCcEventLog(const TdxPaths& paths) {
   if (table.log_area_min_length == 0 || table.log_area_min_length > kMaxEventLogBytes) {
     return Error(Errc::kCorrupt, "CCEL table gives an implausible log size");
   }
-  Fd mem(open(paths.guest_memory.c_str(), O_RDONLY | O_CLOEXEC));
+  UniqueFd mem(open(paths.guest_memory.c_str(), O_RDONLY | O_CLOEXEC));
   if (mem.get() < 0) {
     return Error::FromErrno(errno, paths.guest_memory);
   }
