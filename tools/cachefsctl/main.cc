@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "tools/cachefsctl/command.h"
+#include "tools/cli_parse.h"
 
 namespace cachefs::ctl {
 namespace {
@@ -46,17 +47,9 @@ int Main(int argc, char** argv) {
   for (Registrar add : kCommands) {
     add(app, globals, &exit_code);
   }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForVersion& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "cachefsctl: %s (see cachefsctl --help)\n", e.what());
-    return kExitUsage;
+  if (auto usage_exit =
+          cachefs::tools::ParseCommandLine(app, "cachefsctl", [&] { app.parse(argc, argv); })) {
+    return *usage_exit;
   }
   return exit_code;
 }
