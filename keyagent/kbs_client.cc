@@ -177,6 +177,7 @@ Status KbsClient::AttestWithVersion(const std::string& version, bool gpu_inline,
   summary_.protocol_version = version;
   summary_.tee = primary.tee();
   summary_.gpu_inline = inline_devices && primary.has_inline_devices();
+  summary_.attested_at = std::chrono::system_clock::now();
   auto claims = UnverifiedJwtClaims(token_);
   if (claims) {
     const Json* exp = FindMember(*claims, "exp");

@@ -45,6 +45,7 @@ struct AttestationSummary {
   bool gpu_inline = false;
   Json token_claims;  // unverified
   std::optional<std::chrono::system_clock::time_point> expires;
+  std::chrono::system_clock::time_point attested_at;
 };
 
 class KbsClient {

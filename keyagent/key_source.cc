@@ -137,6 +137,28 @@ Result<SecretBytes> FromTrustee(const KeySourceOptions& options) {
   return FirstLine(std::move(*secret), "Trustee resource " + resource.Display());
 }
 
+}  // namespace
+
+std::optional<AttestationState> LastAttestation(const KeySourceOptions& options) {
+  if (options.trustee_url.empty()) {
+    return std::nullopt;
+  }
+  std::shared_ptr<TrusteeSession> session = SessionFor(options);
+  std::lock_guard lock(session->mu);
+  if (!session->client || session->client->summary().tee.empty()) {
+    return std::nullopt;
+  }
+  const AttestationSummary& summary = session->client->summary();
+  AttestationState state;
+  state.tee = summary.tee;
+  state.protocol_version = summary.protocol_version;
+  state.token_expires = summary.expires;
+  state.attested_at = summary.attested_at;
+  return state;
+}
+
+namespace {
+
 Result<SecretBytes> FromCdh(const KeySourceOptions& options) {
   if (options.key_id.empty()) {
     return Error(Errc::kInvalidArgument, "--cdh-socket needs --key-id (kbs:///repo/type/tag)");

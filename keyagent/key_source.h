@@ -9,6 +9,7 @@
 // written anywhere.
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include "common/error.h"
@@ -47,6 +48,17 @@ std::string DescribeKeySource(const KeySourceOptions& options);
 // TEE key) is kept per Trustee URL and reused by later calls until the token expires.
 // Blocks for up to the retry budget. Thread-safe.
 Result<SecretBytes> ObtainPassword(const KeySourceOptions& options);
+
+// What the last successful Trustee attestation for `options` produced, for status displays:
+// no secrets. Nothing when the key did not come through attestation (pass file, extpass, CDH)
+// or none succeeded yet.
+struct AttestationState {
+  std::string tee;               // e.g. "tdx", "sample"
+  std::string protocol_version;  // KBS protocol spoken
+  std::optional<std::chrono::system_clock::time_point> token_expires;
+  std::chrono::system_clock::time_point attested_at;
+};
+std::optional<AttestationState> LastAttestation(const KeySourceOptions& options);
 
 // Reads the first line of `path` (without its newline), as gocryptfs -passfile does: must be
 // non-empty and at most 2048 bytes.

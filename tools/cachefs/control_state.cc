@@ -122,6 +122,11 @@ void ControlState::SetPeersProvider(PeersProvider provider) {
   peers_provider_ = std::move(provider);
 }
 
+void ControlState::SetAttestationProvider(AttestationProvider provider) {
+  std::lock_guard lock(mu_);
+  attestation_provider_ = std::move(provider);
+}
+
 fetch::Origin* ControlState::origin() {
   std::lock_guard lock(mu_);
   return origin_;
@@ -194,6 +199,9 @@ void ControlState::FillStatus(control::StatusReply* reply) {
     ready_at = ready_at_;
     key->set_obtained(key_obtained_);
     key->set_obtained_unix(key_obtained_unix_);
+    if (attestation_provider_) {
+      attestation_provider_(key->mutable_attestation());
+    }
     *reply->mutable_volume() = volume_;
     *reply->mutable_namespace_() = namespace_;
     reply->set_ready_unix(ready_unix_);

@@ -30,6 +30,8 @@ namespace control = ::cachefs::control::v1;
 
 // Fills the sharing group's part of a status (p2p/ sets one once it is configured).
 using PeersProvider = std::function<void(control::PeersInfo* peers)>;
+// Fills the attestation part of a status when the key came through Trustee.
+using AttestationProvider = std::function<void(control::AttestationInfo* attestation)>;
 
 class ControlState {
  public:
@@ -46,6 +48,7 @@ class ControlState {
   void SetReady();
   void SetStopping();
   void SetPeersProvider(PeersProvider provider);
+  void SetAttestationProvider(AttestationProvider provider);
 
   const std::string& mountpoint() const { return mountpoint_; }
   control::State state() const { return state_.load(); }
@@ -96,6 +99,7 @@ class ControlState {
   uint64_t bytes_at_ready_ = 0;                     // guarded by mu_
   std::chrono::steady_clock::time_point ready_at_;  // guarded by mu_
   PeersProvider peers_provider_;                    // guarded by mu_
+  AttestationProvider attestation_provider_;        // guarded by mu_
   const fs::Inode* probe_ = nullptr;                // guarded by mu_
   bool probe_searched_ = false;                     // guarded by mu_
 

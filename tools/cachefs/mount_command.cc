@@ -83,9 +83,8 @@ Result<std::shared_ptr<p2p::SharingGroup>> StartSharingGroup(const MountCommand&
   }
   p2p::GroupOptions options;
   CACHEFS_ASSIGN_OR_RETURN(options.seeds, p2p::ParsePeerList(command.peers));
-  options.listen = command.p2p_listen.empty()
-                       ? "0.0.0.0:" + std::to_string(p2p::kDefaultPeerPort)
-                       : command.p2p_listen;
+  options.listen = command.p2p_listen.empty() ? "0.0.0.0:" + std::to_string(p2p::kDefaultPeerPort)
+                                              : command.p2p_listen;
   options.fetch_deadline = std::chrono::milliseconds(
       static_cast<int64_t>(std::clamp(command.p2p_deadline_s, 0.1, 600.0) * 1000));
   options.serve_rate_per_peer = command.p2p_peer_rate;
@@ -103,9 +102,9 @@ Result<std::shared_ptr<p2p::SharingGroup>> StartSharingGroup(const MountCommand&
     auto it = objects->find(std::string(key));
     return it == objects->end() ? std::nullopt : std::optional(it->second);
   };
-  CACHEFS_ASSIGN_OR_RETURN(auto group, p2p::SharingGroup::Start(std::move(options),
-                                                                volume.sharing_group_key().span(),
-                                                                *cache, std::move(lookup)));
+  CACHEFS_ASSIGN_OR_RETURN(
+      auto group, p2p::SharingGroup::Start(std::move(options), volume.sharing_group_key().span(),
+                                           *cache, std::move(lookup)));
   cache->SetChunkSource(group->MakeChunkSource(cache->chunk_source()));
   return group;
 }
@@ -202,7 +201,7 @@ class Shutdown {
   std::mutex mutex_;
   fs::FuseMount* mount_ = nullptr;   // guarded by mutex_
   fetch::Origin* origin_ = nullptr;  // guarded by mutex_
-  std::string created_mountpoint_;  // guarded by mutex_
+  std::string created_mountpoint_;   // guarded by mutex_
   std::atomic<bool> signalled_{false};
   std::thread thread_;
 };
@@ -222,8 +221,9 @@ int RunMount(MountCommand command) {
     FillFromEnvFile(command, env_file);
   }
   if (command.origin.empty() || command.mountpoint.empty()) {
-    std::fprintf(stderr, "cachefs: mount needs ORIGIN and MOUNTPOINT (or MODEL_OSS_BUCKET_PATH "
-                         "and MODEL_MOUNT_POINT in --env-file)\n");
+    std::fprintf(stderr,
+                 "cachefs: mount needs ORIGIN and MOUNTPOINT (or MODEL_OSS_BUCKET_PATH "
+                 "and MODEL_MOUNT_POINT in --env-file)\n");
     return kExitUsage;
   }
   command.mountpoint = Normalize(Absolute(command.mountpoint));
@@ -274,8 +274,7 @@ int RunMount(MountCommand command) {
     readiness.Fail(code, error.message());
   };
   HardenProcess();
-  auto control_started =
-      StartControlPlane(control, command.control_socket, command.metrics_listen);
+  auto control_started = StartControlPlane(control, command.control_socket, command.metrics_listen);
   if (!control_started) {
     fail(kExitConfig, control_started.error());
   }
@@ -300,9 +299,9 @@ int RunMount(MountCommand command) {
   }
   const fetch::ObjectInfo* conf_object = listing->Find("gocryptfs.conf");
   if (conf_object == nullptr) {
-    fail(kExitConfig, Error(Errc::kNotFound, (*origin)->Describe() +
-                                                 " has no gocryptfs.conf: not a gocryptfs "
-                                                 "cipher directory"));
+    fail(kExitConfig,
+         Error(Errc::kNotFound, (*origin)->Describe() + " has no gocryptfs.conf: not a gocryptfs "
+                                                        "cipher directory"));
   }
   auto conf_bytes = fetch::ReadWholeObject(**origin, *conf_object, kMaxConfigBytes);
   if (!conf_bytes) {
@@ -317,6 +316,21 @@ int RunMount(MountCommand command) {
   auto password = keyagent::ObtainPassword(command.key);
   if (!password) {
     fail(kExitKey, password.error());
+  }
+  if (!command.key.trustee_url.empty()) {
+    control.SetAttestationProvider([key = command.key](control::AttestationInfo* info) {
+      auto state = keyagent::LastAttestation(key);
+      if (!state) {
+        return;
+      }
+      auto unix_seconds = [](std::chrono::system_clock::time_point t) {
+        return std::chrono::duration_cast<std::chrono::seconds>(t.time_since_epoch()).count();
+      };
+      info->set_tee_type(state->tee);
+      info->set_protocol_version(state->protocol_version);
+      info->set_token_expires_unix(state->token_expires ? unix_seconds(*state->token_expires) : 0);
+      info->set_attested_unix(unix_seconds(state->attested_at));
+    });
   }
   auto volume = crypto::Volume::Unlock(*config, *password);
   password = Error(Errc::kCancelled, "consumed");  // wipes the password now
@@ -365,8 +379,7 @@ int RunMount(MountCommand command) {
                 static_cast<unsigned long>(counts.directories),
                 static_cast<double>(counts.plaintext_bytes) / (1 << 30),
                 keyagent::DescribeKeySource(command.key).c_str(),
-                tee.in_tdx() ? tee.Describe().c_str()
-                             : "NOT a TEE (--insecure-allow-non-tee)");
+                tee.in_tdx() ? tee.Describe().c_str() : "NOT a TEE (--insecure-allow-non-tee)");
   readiness.Ready(summary);
   control.SetReady();
   if (namespace_stats.decode.rejected_names > 0) {

@@ -1,10 +1,12 @@
 """`cachefs mount` getting its key from the KBS test double end to end, and leaving no mount
 behind when Trustee refuses or fails."""
 
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -13,6 +15,7 @@ from cachefs_testlib import (CachefsMount, deterministic_bytes, gocryptfs_mount,
 from conftest import KEY_ID, RESOURCE, free_port, kbs_double
 
 CACHEFS = os.environ.get("CACHEFS_BIN", "")
+CACHEFSCTL = os.environ.get("CACHEFSCTL_BIN", "")
 PASSWORD = "trustee-released-password-7Qa"
 FILES = {"hello.txt": b"hello from a Trustee-keyed mount\n",
          "model/weights.bin": deterministic_bytes("weights", 3 * 1024 * 1024 + 17)}
@@ -51,11 +54,22 @@ def trustee_flags(url, *extra):
 
 def test_mount_gets_its_key_from_trustee(volume, mountpoint):
     _, cipher = volume
+    socket = os.path.join(os.path.dirname(mountpoint), "control.sock")
     with kbs_double("--resource", f"{RESOURCE}={PASSWORD}") as kbs:
-        with CachefsMount(cipher, mountpoint, args=trustee_flags(kbs.url)) as mount:
+        with CachefsMount(cipher, mountpoint,
+                          args=trustee_flags(kbs.url, "--control-socket", socket)) as mount:
             for rel, data in FILES.items():
                 with open(os.path.join(mountpoint, rel), "rb") as f:
                     assert f.read() == data, rel
+            if CACHEFSCTL:
+                status = subprocess.run([CACHEFSCTL, "--socket", socket, "status", "--json"],
+                                        capture_output=True, text=True, timeout=30)
+                assert status.returncode == 0, status.stderr
+                key = json.loads(status.stdout)["key"]
+                assert key["attestation"]["tee_type"] == "sample"
+                assert key["attestation"]["token_expires_unix"] > time.time()
+                assert abs(key["attestation"]["attested_unix"] - time.time()) < 300
+                assert PASSWORD not in status.stdout
             output = mount.output()
             assert f"key from trustee {kbs.url} key {KEY_ID}" in output, output
             assert PASSWORD not in output
