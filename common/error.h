@@ -58,7 +58,7 @@ class Error {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : state_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : state_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool has_value() const { return state_.index() == 0; }
@@ -113,12 +113,12 @@ class [[nodiscard]] Status {
 }  // namespace cachefs
 
 // Propagates an error from an expression yielding Status or Result<T>.
-#define CACHEFS_RETURN_IF_ERROR(expr)       \
-  do {                                      \
-    auto cachefs_status_ = (expr);          \
-    if (!cachefs_status_) {                 \
-      return cachefs_status_.error();       \
-    }                                       \
+#define CACHEFS_RETURN_IF_ERROR(expr) \
+  do {                                \
+    auto cachefs_status_ = (expr);    \
+    if (!cachefs_status_) {           \
+      return cachefs_status_.error(); \
+    }                                 \
   } while (0)
 
 #define CACHEFS_CONCAT_INNER_(a, b) a##b

@@ -201,11 +201,11 @@ LogLine::~LogLine() {
   std::string line;
   if (options.format == LogFormat::kJson) {
     line = "{\"ts\":\"" + Timestamp() + "\",\"level\":\"" + LevelName(level_) +
-           "\",\"component\":\"" + JsonEscape(component_) + "\",\"msg\":\"" +
-           JsonEscape(message) + "\"" + fields_ + "}\n";
+           "\",\"component\":\"" + JsonEscape(component_) + "\",\"msg\":\"" + JsonEscape(message) +
+           "\"" + fields_ + "}\n";
   } else {
-    line = Timestamp() + " " + LevelName(level_) + " " + component_ + ": " + message + fields_ +
-           "\n";
+    line =
+        Timestamp() + " " + LevelName(level_) + " " + component_ + ": " + message + fields_ + "\n";
   }
   if (options.sink == LogSink::kSyslog) {
     line.pop_back();

@@ -28,8 +28,8 @@ SecretBytes SecretBytes::CopyOf(std::span<const uint8_t> data) {
 }
 
 SecretBytes SecretBytes::CopyOf(std::string_view data) {
-  return CopyOf(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()),
-                                         data.size()));
+  return CopyOf(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(data.data()), data.size()));
 }
 
 SecretBytes::~SecretBytes() { Release(); }

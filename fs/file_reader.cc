@@ -32,8 +32,8 @@ class PlainBuffer {
       }
       capacity_ = (size + kHugePage - 1) / kHugePage * kHugePage;
       mapping_size_ = capacity_ + kHugePage;  // room to align the start
-      void* mapping = mmap(nullptr, mapping_size_, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      void* mapping =
+          mmap(nullptr, mapping_size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       if (mapping == MAP_FAILED) {
         std::abort();  // a few MiB of address space: nothing sensible remains
       }
@@ -67,10 +67,7 @@ thread_local ThreadBuffers t_buffers;
 
 FileReader::FileReader(const InodeTable& table, fetch::Origin& origin,
                        const crypto::ContentCipher& cipher, TaskPool& pool)
-    : origin_(origin),
-      cipher_(cipher),
-      pool_(pool),
-      files_(new FileState[table.size()]) {}
+    : origin_(origin), cipher_(cipher), pool_(pool), files_(new FileState[table.size()]) {}
 
 Result<crypto::FileId> FileReader::FileIdOf(const Inode& inode) {
   FileState& state = files_[inode.ino - 1];

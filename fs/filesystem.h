@@ -29,8 +29,8 @@ struct FilesystemStats {
 
 class Filesystem {
  public:
-  Filesystem(std::unique_ptr<InodeTable> table, fetch::Origin& origin,
-             const crypto::Volume& volume, TaskPool& pool);
+  Filesystem(std::unique_ptr<InodeTable> table, fetch::Origin& origin, const crypto::Volume& volume,
+             TaskPool& pool);
 
   const InodeTable& table() const { return *table_; }
   FileReader& reader() { return reader_; }

@@ -3,10 +3,9 @@
 
 #include <fuse_lowlevel.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <chrono>
@@ -151,8 +150,7 @@ struct FuseHandlers {
 
   // Entries are ".", "..", then the children in name order; the offset of an entry is its
   // index + 1, so a listing resumes exactly where the kernel's buffer filled up.
-  static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-                            bool plus) {
+  static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, bool plus) {
     FuseMount& self = Self(req);
     const Inode* dir = nullptr;
     int rc = self.fs_.OpenDir(ino, &dir);
@@ -197,8 +195,7 @@ struct FuseHandlers {
     fuse_reply_buf(req, buffer.data(), used);
   }
 
-  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset,
-                      fuse_file_info*) {
+  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t offset, fuse_file_info*) {
     ReadDirCommon(req, ino, size, offset, false);
   }
 
@@ -245,8 +242,7 @@ struct FuseHandlers {
   static void MkDir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { Refuse(req); }
   static void Unlink(fuse_req_t req, fuse_ino_t, const char*) { Refuse(req); }
   static void SymLink(fuse_req_t req, const char*, fuse_ino_t, const char*) { Refuse(req); }
-  static void Rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*,
-                     unsigned) {
+  static void Rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
     Refuse(req);
   }
   static void Link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { Refuse(req); }
@@ -263,8 +259,8 @@ struct FuseHandlers {
   static void Fallocate(fuse_req_t req, fuse_ino_t, int, off_t, off_t, fuse_file_info*) {
     Refuse(req);
   }
-  static void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t, fuse_file_info*, fuse_ino_t,
-                            off_t, fuse_file_info*, size_t, int) {
+  static void CopyFileRange(fuse_req_t req, fuse_ino_t, off_t, fuse_file_info*, fuse_ino_t, off_t,
+                            fuse_file_info*, size_t, int) {
     Refuse(req);
   }
 
@@ -326,11 +322,11 @@ void DetachMount(const std::string& mountpoint) {
 
 }  // namespace
 
-Result<std::unique_ptr<FuseMount>> FuseMount::Create(Filesystem& fs,
-                                                     const MountOptions& options) {
+Result<std::unique_ptr<FuseMount>> FuseMount::Create(Filesystem& fs, const MountOptions& options) {
   std::unique_ptr<FuseMount> mount(new FuseMount(fs, options));
-  std::string mount_options = "ro,default_permissions,subtype=cachefs,max_read=" +
-                              std::to_string(kMaxRead) + ",fsname=" + options.fsname;
+  std::string mount_options =
+      "ro,default_permissions,subtype=cachefs,max_read=" + std::to_string(kMaxRead) +
+      ",fsname=" + options.fsname;
   if (options.allow_other) {
     mount_options += ",allow_other";
   }
@@ -389,8 +385,8 @@ void FuseMount::WidenReadaheadOnceServing() {
         auto device = MountDevice(mountpoint);
         Status status = device ? SetReadaheadKb(*device, kilobytes) : Status(device.error());
         if (!status) {
-          CACHEFS_LOG(kWarn, "fs") << status.error().message()
-                                   << "; mmap and sequential reads will be slower";
+          CACHEFS_LOG(kWarn, "fs")
+              << status.error().message() << "; mmap and sequential reads will be slower";
         }
         return;
       }

@@ -35,10 +35,9 @@ const Inode* InodeTable::Lookup(InodeNumber parent, std::string_view name) const
   if (dir == nullptr || dir->type != NodeType::kDirectory) {
     return nullptr;
   }
-  auto it = std::lower_bound(dir->children.begin(), dir->children.end(), name,
-                             [](const DirEntry& entry, std::string_view key) {
-                               return entry.name < key;
-                             });
+  auto it = std::lower_bound(
+      dir->children.begin(), dir->children.end(), name,
+      [](const DirEntry& entry, std::string_view key) { return entry.name < key; });
   if (it == dir->children.end() || it->name != name) {
     return nullptr;
   }

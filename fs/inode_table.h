@@ -35,7 +35,7 @@ struct Inode {
   uint32_t mode = 0;      // permission bits
   int64_t mtime_sec = 0;  // seconds since the epoch
   uint32_t nlink = 1;
-  bool damaged = false;   // listing (directory) or readlink (symlink) gives EIO
+  bool damaged = false;  // listing (directory) or readlink (symlink) gives EIO
   std::string symlink_target;
   std::vector<DirEntry> children;  // directories: sorted by name
   fetch::ObjectInfo object;        // files: the ciphertext object, version pinned

@@ -28,8 +28,8 @@ namespace cachefs::fs {
 class KernelCacheFiller {
  public:
   // Stores plaintext in the kernel cache of `ino` at `offset`; returns 0 or a negative errno.
-  using StoreFn = std::function<int(InodeNumber ino, uint64_t offset,
-                                    std::span<const uint8_t> data)>;
+  using StoreFn =
+      std::function<int(InodeNumber ino, uint64_t offset, std::span<const uint8_t> data)>;
 
   static constexpr uint64_t kSegmentSize = 1 << 20;
 

@@ -72,8 +72,7 @@ Status DetachStaleMount(const std::string& path) {
   if (umount2(path.c_str(), MNT_DETACH) != 0) {
     return Error::FromErrno(errno, "mountpoint " + path + ": cannot detach the stale mount");
   }
-  CACHEFS_LOG(kWarn, "fs").Kv("mountpoint", path)
-      << "detached a stale mount left by a dead daemon";
+  CACHEFS_LOG(kWarn, "fs").Kv("mountpoint", path) << "detached a stale mount left by a dead daemon";
   return Status::Ok();
 }
 

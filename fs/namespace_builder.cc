@@ -71,22 +71,21 @@ Result<std::unique_ptr<InodeTable>> BuildNamespace(fetch::Origin& origin,
   std::unordered_map<std::string_view, size_t> by_key;
   by_key.reserve(objects.size());
   for (size_t i = 0; i < objects.size(); ++i) {
-    entries.push_back({objects[i].key, ToEntryType(objects[i].type), objects[i].size,
-                       objects[i].link_target});
+    entries.push_back(
+        {objects[i].key, ToEntryType(objects[i].type), objects[i].size, objects[i].link_target});
     by_key.emplace(objects[i].key, i);
   }
   stats->cipher_objects = objects.size();
 
-  auto read_small = [&](const std::string& key,
-                        size_t max_size) -> Result<std::vector<uint8_t>> {
+  auto read_small = [&](const std::string& key, size_t max_size) -> Result<std::vector<uint8_t>> {
     auto it = by_key.find(key);
     if (it == by_key.end()) {
       return Error(Errc::kNotFound, key + ": not in the origin listing");
     }
     return fetch::ReadWholeObject(origin, objects[it->second], max_size);
   };
-  CACHEFS_ASSIGN_OR_RETURN(auto plain, crypto::DecodeTree(volume, entries, read_small,
-                                                          &stats->decode));
+  CACHEFS_ASSIGN_OR_RETURN(auto plain,
+                           crypto::DecodeTree(volume, entries, read_small, &stats->decode));
 
   std::vector<Inode> inodes;
   inodes.reserve(plain.size());

@@ -25,9 +25,9 @@ struct MountCommand {
   std::string metrics_listen;    // empty: no metrics listener
   // Sharing group (p2p/): --peers or MODEL_SHARING_PEER; empty disables sharing.
   std::string peers;
-  std::string p2p_listen;       // HOST:PORT; empty: 0.0.0.0 on the default peer port
-  double p2p_deadline_s = 5;    // a peer's chunk, else the origin
-  uint64_t p2p_peer_rate = 0;   // bytes/s served to one peer; 0: no cap
+  std::string p2p_listen;      // HOST:PORT; empty: 0.0.0.0 on the default peer port
+  double p2p_deadline_s = 5;   // a peer's chunk, else the origin
+  uint64_t p2p_peer_rate = 0;  // bytes/s served to one peer; 0: no cap
   LogOptions log;
   keyagent::KeySourceOptions key;
   fetch::OriginOptions origin_options;

@@ -48,7 +48,8 @@ void WriteAll(int fd, const std::string& text) {
     int status = 0;
     waitpid(child, &status, 0);
     if (WIFSIGNALED(status)) {
-      std::fprintf(stderr, "cachefs: the daemon was killed by signal %d before the mount was ready\n",
+      std::fprintf(stderr,
+                   "cachefs: the daemon was killed by signal %d before the mount was ready\n",
                    WTERMSIG(status));
     } else {
       std::fprintf(stderr, "cachefs: the daemon exited (status %d) before the mount was ready\n",

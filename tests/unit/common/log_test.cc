@@ -34,18 +34,16 @@ std::string CaptureStderr(Fn fn) {
 
 TEST(LogTest, TextLineHasLevelComponentMessageAndFields) {
   ConfigureLogging({LogLevel::kInfo, LogFormat::kText, LogSink::kStderr});
-  std::string out = CaptureStderr([] {
-    CACHEFS_LOG(kWarn, "fs").Kv("file", "a b.safetensors").Kv("block", 7) << "bad block";
-  });
+  std::string out = CaptureStderr(
+      [] { CACHEFS_LOG(kWarn, "fs").Kv("file", "a b.safetensors").Kv("block", 7) << "bad block"; });
   EXPECT_NE(out.find(" warn fs: bad block file=\"a b.safetensors\" block=7\n"), std::string::npos)
       << out;
 }
 
 TEST(LogTest, JsonLineIsEscaped) {
   ConfigureLogging({LogLevel::kInfo, LogFormat::kJson, LogSink::kStderr});
-  std::string out = CaptureStderr([] {
-    CACHEFS_LOG(kError, "fetch").Kv("status", 503) << "quote \" and\nnewline";
-  });
+  std::string out = CaptureStderr(
+      [] { CACHEFS_LOG(kError, "fetch").Kv("status", 503) << "quote \" and\nnewline"; });
   ConfigureLogging({});
   EXPECT_NE(out.find("\"level\":\"error\",\"component\":\"fetch\","
                      "\"msg\":\"quote \\\" and\\nnewline\",\"status\":503}"),

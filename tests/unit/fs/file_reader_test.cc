@@ -127,14 +127,14 @@ TEST_F(FileReaderTest, DecryptAheadPushesEveryByteOnceAndSkipsServedSegments) {
   std::vector<std::pair<uint64_t, size_t>> stored;
   std::condition_variable done;
   {
-    KernelCacheFiller filler(*table_, reader, [&](InodeNumber ino, uint64_t offset,
-                                                  std::span<const uint8_t> data) {
-      EXPECT_EQ(ino, file_->ino);
-      std::lock_guard lock(mutex);
-      stored.emplace_back(offset, data.size());
-      done.notify_all();
-      return 0;
-    });
+    KernelCacheFiller filler(*table_, reader,
+                             [&](InodeNumber ino, uint64_t offset, std::span<const uint8_t> data) {
+                               EXPECT_EQ(ino, file_->ino);
+                               std::lock_guard lock(mutex);
+                               stored.emplace_back(offset, data.size());
+                               done.notify_all();
+                               return 0;
+                             });
     filler.FileOpened(*file_);
     filler.FileOpened(*file_);  // queued once
     std::unique_lock lock(mutex);
@@ -145,12 +145,12 @@ TEST_F(FileReaderTest, DecryptAheadPushesEveryByteOnceAndSkipsServedSegments) {
 
   // A file whose only segment a READ already served is not pushed again.
   stored.clear();
-  KernelCacheFiller filler(*table_, reader, [&](InodeNumber, uint64_t offset,
-                                                std::span<const uint8_t> data) {
-    std::lock_guard lock(mutex);
-    stored.emplace_back(offset, data.size());
-    return 0;
-  });
+  KernelCacheFiller filler(*table_, reader,
+                           [&](InodeNumber, uint64_t offset, std::span<const uint8_t> data) {
+                             std::lock_guard lock(mutex);
+                             stored.emplace_back(offset, data.size());
+                             return 0;
+                           });
   filler.MarkServed(file_->ino, 0, 5000);
   filler.FileOpened(*file_);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
