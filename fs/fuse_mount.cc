@@ -17,7 +17,7 @@
 
 namespace cachefs::fs {
 
-// Requests of up to 1 MiB: the kernel's FUSE limit (max_pages 256) and gocryptfs's 8× .
+// Requests of up to 1 MiB: the kernel's FUSE limit (max_pages 256), 8x what gocryptfs 2.3 asks.
 constexpr unsigned kMaxRead = 1 << 20;
 
 struct FuseHandlers {
@@ -34,8 +34,7 @@ struct FuseHandlers {
     self.fs_.Stat(inode, &entry->attr);
   }
 
-  static void Init(void* userdata, fuse_conn_info* conn) {
-    auto& self = *static_cast<FuseMount*>(userdata);
+  static void Init(void*, fuse_conn_info* conn) {
     // libfuse 3.14 refuses the session unless this repeats the max_read mount option.
     conn->max_read = kMaxRead;
     conn->max_background = 64;
@@ -53,7 +52,6 @@ struct FuseHandlers {
     // Attributes never change, so the kernel must not drop cached pages on a getattr.
     conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-    (void)self;
   }
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
