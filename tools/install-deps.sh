@@ -13,7 +13,7 @@ BUILD_PACKAGES=(
 # Real peers the tests and benchmarks run against.
 TEST_PACKAGES=(
   gocryptfs bindfs nginx-light python3 python3-botocore attr psmisc iproute2 curl
-  procps util-linux openssl python3-pytest nodejs rclone
+  procps util-linux openssl python3-pytest nodejs rclone s3fs
   python3-cryptography
 )
 
