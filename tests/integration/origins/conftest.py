@@ -235,17 +235,16 @@ http {
         proc.wait(timeout=10)
 
 
-class FaultProxy:
-    def __init__(self, upstream_port, log, *args):
+class LoggingProxy:
+    """A proxy process that prints "READY <port>" once listening and logs one JSON event per
+    line to `log`."""
+
+    def __init__(self, cmd, log, env=None):
         self.log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "fault_proxy.py"), "--upstream",
-             "127.0.0.1:%d" % upstream_port, "--log", log] + list(args),
-            stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         line = self.proc.stdout.readline().split()
         assert line and line[0] == "READY", line
         self.port = int(line[1])
-        self.url = "http://127.0.0.1:%d/" % self.port
 
     def events(self):
         if not os.path.exists(self.log):
@@ -256,6 +255,13 @@ class FaultProxy:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class FaultProxy(LoggingProxy):
+    def __init__(self, upstream_port, log, *args):
+        super().__init__([sys.executable, os.path.join(HERE, "fault_proxy.py"), "--upstream",
+                          "127.0.0.1:%d" % upstream_port, "--log", log] + list(args), log)
+        self.url = "http://127.0.0.1:%d/" % self.port
 
 
 @pytest.fixture
@@ -274,30 +280,17 @@ def fault_proxy(nginx, tmp_path):
         proxy.stop()
 
 
-class OssVerifyProxy:
+class OssVerifyProxy(LoggingProxy):
     """tests/servers/oss_verify_proxy.js: checks OSS V1/V4 signatures with ali-oss's code."""
 
     def __init__(self, upstream_port, log, ak, sk, region, token=None):
-        self.log = log
         cmd = ["node", os.path.join(SERVERS_DIR, "oss_verify_proxy.js"), "--upstream",
                "127.0.0.1:%d" % upstream_port, "--ak", ak, "--sk", sk, "--region", region,
                "--log", log]
         if token:
             cmd += ["--token", token]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=clean_env())
-        line = self.proc.stdout.readline().split()
-        assert line and line[0] == "READY", line
-        self.endpoint = "http://127.0.0.1:%d" % int(line[1])
-
-    def events(self):
-        if not os.path.exists(self.log):
-            return []
-        with open(self.log) as f:
-            return [json.loads(line) for line in f if line.strip()]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        super().__init__(cmd, log, env=clean_env())
+        self.endpoint = "http://127.0.0.1:%d" % self.port
 
 
 @pytest.fixture
