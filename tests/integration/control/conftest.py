@@ -126,7 +126,11 @@ http {
   access_log off;
   client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
   uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
-  server { listen 127.0.0.1:%(port)d; root %(d)s; location / { } }
+  server {
+    listen 127.0.0.1:%(port)d; root %(d)s; location / { }
+    # The same files at 2 MB/s per connection: a warm-up slow enough to interrupt.
+    location /slow/ { alias %(d)s/; limit_rate 2m; }
+  }
 }
 """ % {"d": str(root), "port": port})
     proc = subprocess.Popen([nginx_bin, "-e", "stderr", "-p", str(root), "-c", str(conf)])
