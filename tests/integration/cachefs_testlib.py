@@ -5,7 +5,7 @@ import hashlib
 import os
 import random
 import shutil
-import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -200,3 +200,54 @@ def unexpected_log_lines(output, allowed=()):
 
 def run_cachefs(*args, timeout=120):
     return subprocess.run([CACHEFS, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def wait_port(port, proc, timeout=30):
+    """Waits until something accepts connections on 127.0.0.1:`port`; fails when `proc`
+    exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited with %d" % proc.returncode)
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("server did not listen on %d" % port)
+
+
+@contextlib.contextmanager
+def nginx_server(conf_dir, port, server, access_log="off"):
+    """Runs nginx as a static server on 127.0.0.1:`port`: `server` holds the directives inside
+    its server block besides `listen`. Its pid, temp files and config live in `conf_dir`.
+    Yields the process once it accepts connections."""
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx_bin):
+        pytest.skip("nginx is not installed (tools/install-deps.sh installs nginx-light)")
+    conf_dir = str(conf_dir)
+    user = "user root;" if os.geteuid() == 0 else ""
+    temp_paths = "".join(f"  {kind}_temp_path {conf_dir};\n" for kind in (
+        "client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = os.path.join(conf_dir, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(f"""{user}
+daemon off;
+worker_processes 1;
+pid {conf_dir}/nginx.pid;
+error_log stderr error;
+events {{ worker_connections 256; }}
+http {{
+  access_log {access_log};
+{temp_paths}  server {{
+    {server}
+  }}
+}}
+""")
+    proc = subprocess.Popen([nginx_bin, "-e", "stderr", "-p", conf_dir, "-c", conf],
+                            stderr=subprocess.PIPE)
+    try:
+        wait_port(port, proc)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -6,12 +6,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from cachefs_testlib import (CachefsMount, deterministic_bytes, gocryptfs_mount, require_fuse,
-                             write_passfile)
+from cachefs_testlib import (CachefsMount, deterministic_bytes, gocryptfs_mount, nginx_server,
+                             require_fuse, write_passfile)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("CACHEFS_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "../../..")))
@@ -105,42 +104,13 @@ def mounted(tree):
 def http_origin(tree, tmp_path_factory):
     """nginx serving a copy of the cipher tree with the cachefs-manifest.json that
     `cachefsctl manifest` writes: a remote origin, so mounts have memory and disk tiers."""
-    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx_bin):
-        pytest.skip("nginx is not installed (tools/install-deps.sh installs nginx-light)")
     root = tmp_path_factory.mktemp("http-origin")
     served = str(root / "model")
     shutil.copytree(tree["cipher"], served)
     subprocess.run([CACHEFSCTL, "manifest", served, "-o",
                     os.path.join(served, "cachefs-manifest.json")], check=True)
     port = free_port()
-    conf = root / "nginx.conf"
-    conf.write_text("""
-user root;
-daemon off;
-worker_processes 1;
-pid %(d)s/nginx.pid;
-error_log stderr error;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %(d)s; proxy_temp_path %(d)s; fastcgi_temp_path %(d)s;
-  uwsgi_temp_path %(d)s; scgi_temp_path %(d)s;
-  server {
-    listen 127.0.0.1:%(port)d; root %(d)s; location / { }
-    # The same files at 2 MB/s per connection: a warm-up slow enough to interrupt.
-    location /slow/ { alias %(d)s/; limit_rate 2m; }
-  }
-}
-""" % {"d": str(root), "port": port})
-    proc = subprocess.Popen([nginx_bin, "-e", "stderr", "-p", str(root), "-c", str(conf)])
-    try:
-        for _ in range(200):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.05)
+    # /slow/ serves the same files at 2 MB/s per connection: a warm-up slow enough to interrupt.
+    with nginx_server(root, port, "listen 127.0.0.1:%d; root %s; location / { } "
+                      "location /slow/ { alias %s/; limit_rate 2m; }" % (port, root, root)):
         yield "http://127.0.0.1:%d/model/" % port
-    finally:
-        proc.terminate()
-        proc.wait(10)

@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +13,8 @@ import tempfile
 import time
 
 import pytest
+
+from cachefs_testlib import nginx_server, wait_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("CACHEFS_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "../../..")))
@@ -39,18 +40,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited with %d" % proc.returncode)
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("server did not listen on %d" % port)
 
 
 def sha256(data):
@@ -149,45 +138,15 @@ def s3_env():
 @pytest.fixture(scope="session")
 def nginx(tree, tmp_path_factory):
     """nginx serving the tree with a cachefs-manifest.json written by origin_cat manifest."""
-    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not os.path.exists(nginx_bin):
-        pytest.skip("nginx is not installed (tools/install-deps.sh installs nginx-light)")
     manifest = run_origin_cat("manifest", "file://" + tree["root"]).stdout
     with open(os.path.join(tree["root"], "cachefs-manifest.json"), "wb") as f:
         f.write(manifest)
     conf_dir = tmp_path_factory.mktemp("nginx")
     port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    (conf_dir / "nginx.conf").write_text("""
-%s
-daemon off;
-worker_processes 1;
-pid %s/nginx.pid;
-error_log stderr error;
-events { worker_connections 256; }
-http {
-  access_log %s/access.log;
-  client_body_temp_path %s;
-  proxy_temp_path %s;
-  fastcgi_temp_path %s;
-  uwsgi_temp_path %s;
-  scgi_temp_path %s;
-  server {
-    listen 127.0.0.1:%d;
-    root %s;
-    location / { }
-  }
-}
-""" % ((user, conf_dir, conf_dir) + (conf_dir,) * 5 + (port, tree["root"])))
-    proc = subprocess.Popen([nginx_bin, "-e", "stderr", "-p", str(conf_dir), "-c",
-                             str(conf_dir / "nginx.conf")], stderr=subprocess.PIPE)
-    try:
-        wait_port(port, proc)
-        yield {"url": "http://127.0.0.1:%d/" % port, "port": port,
-               "access_log": str(conf_dir / "access.log")}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    access_log = str(conf_dir / "access.log")
+    with nginx_server(conf_dir, port, "listen 127.0.0.1:%d; root %s; location / { }" %
+                      (port, tree["root"]), access_log=access_log):
+        yield {"url": "http://127.0.0.1:%d/" % port, "port": port, "access_log": access_log}
 
 
 @pytest.fixture(scope="session")
@@ -200,39 +159,10 @@ def nginx_tls(tree, nginx, tmp_path_factory):
                     "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
                     "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
     port = free_port()
-    user = "user root;" if os.geteuid() == 0 else ""
-    (conf_dir / "nginx.conf").write_text("""
-%s
-daemon off;
-worker_processes 1;
-pid %s/nginx.pid;
-error_log stderr error;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path %s;
-  proxy_temp_path %s;
-  fastcgi_temp_path %s;
-  uwsgi_temp_path %s;
-  scgi_temp_path %s;
-  server {
-    listen 127.0.0.1:%d ssl;
-    ssl_certificate %s;
-    ssl_certificate_key %s;
-    root %s;
-    location / { }
-  }
-}
-""" % ((user, conf_dir) + (conf_dir,) * 5 + (port, cert, key, tree["root"])))
-    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-    proc = subprocess.Popen([nginx_bin, "-e", "stderr", "-p", str(conf_dir), "-c",
-                             str(conf_dir / "nginx.conf")], stderr=subprocess.PIPE)
-    try:
-        wait_port(port, proc)
+    with nginx_server(conf_dir, port, "listen 127.0.0.1:%d ssl; ssl_certificate %s; "
+                      "ssl_certificate_key %s; root %s; location / { }" %
+                      (port, cert, key, tree["root"])):
         yield {"url": "https://127.0.0.1:%d/" % port, "ca": str(cert)}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 class LoggingProxy:
