@@ -59,6 +59,27 @@ Digest DeriveSigningKey(std::string_view seed_prefix, const SecretBytes& secret,
   return k_signing;
 }
 
+struct V4Signature {
+  std::string scope;      // DATE/REGION/SERVICE/TERMINATOR
+  std::string signature;  // hex
+};
+
+// The shared tail of AWS SigV4 and OSS V4: credential scope, string to sign, derived key and
+// signature over the canonical request.
+V4Signature SignV4(std::string_view algorithm, std::string_view seed_prefix,
+                   const SecretBytes& secret, const std::string& timestamp, const std::string& date,
+                   const std::string& region, const std::string& service,
+                   const std::string& terminator, const std::string& canonical_request) {
+  V4Signature out;
+  out.scope = date + "/" + region + "/" + service + "/" + terminator;
+  std::string string_to_sign = std::string(algorithm) + "\n" + timestamp + "\n" + out.scope + "\n" +
+                               Sha256Hex(canonical_request);
+  Digest key = DeriveSigningKey(seed_prefix, secret, date, region, service, terminator);
+  out.signature = Hex(HmacSha256(key, string_to_sign));
+  OPENSSL_cleanse(key.data(), key.size());
+  return out;
+}
+
 std::string ToLower(std::string_view s) {
   std::string out(s);
   std::transform(out.begin(), out.end(), out.begin(),
@@ -155,16 +176,12 @@ class AwsSigV4Signer final : public Signer {
     std::string canonical_request = request.method + "\n" + UriEncode(request.path, true) + "\n" +
                                     SortedEncodedQuery(request) + "\n" + canonical_headers + "\n" +
                                     signed_list + "\n" + payload_hash_;
-    std::string scope = date + "/" + region_ + "/s3/aws4_request";
-    std::string string_to_sign =
-        "AWS4-HMAC-SHA256\n" + timestamp + "\n" + scope + "\n" + Sha256Hex(canonical_request);
-    Digest key = DeriveSigningKey("AWS4", credentials_.secret_access_key, date, region_, "s3",
-                                  "aws4_request");
-    Digest signature = HmacSha256(key, string_to_sign);
-    OPENSSL_cleanse(key.data(), key.size());
+    V4Signature signed_request =
+        SignV4("AWS4-HMAC-SHA256", "AWS4", credentials_.secret_access_key, timestamp, date, region_,
+               "s3", "aws4_request", canonical_request);
     request.SetHeader("authorization", "AWS4-HMAC-SHA256 Credential=" + credentials_.access_key_id +
-                                           "/" + scope + ", SignedHeaders=" + signed_list +
-                                           ", Signature=" + Hex(signature));
+                                           "/" + signed_request.scope + ", SignedHeaders=" +
+                                           signed_list + ", Signature=" + signed_request.signature);
   }
 
  private:
@@ -327,15 +344,12 @@ class OssV4Signer final : public Signer {
     }
     // No additional signed headers; the payload is unsigned.
     canonical_request += "\n\nUNSIGNED-PAYLOAD";
-    std::string scope = date + "/" + region_ + "/oss/aliyun_v4_request";
-    std::string string_to_sign =
-        "OSS4-HMAC-SHA256\n" + timestamp + "\n" + scope + "\n" + Sha256Hex(canonical_request);
-    Digest key = DeriveSigningKey("aliyun_v4", credentials_.secret_access_key, date, region_, "oss",
-                                  "aliyun_v4_request");
-    Digest signature = HmacSha256(key, string_to_sign);
-    OPENSSL_cleanse(key.data(), key.size());
+    V4Signature signed_request =
+        SignV4("OSS4-HMAC-SHA256", "aliyun_v4", credentials_.secret_access_key, timestamp, date,
+               region_, "oss", "aliyun_v4_request", canonical_request);
     request.SetHeader("authorization", "OSS4-HMAC-SHA256 Credential=" + credentials_.access_key_id +
-                                           "/" + scope + ",Signature=" + Hex(signature));
+                                           "/" + signed_request.scope +
+                                           ",Signature=" + signed_request.signature);
   }
 
  private:
