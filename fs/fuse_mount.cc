@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <thread>
+#include <mutex>
 
 #include "common/log.h"
 #include "fs/mountpoint.h"
@@ -106,6 +106,7 @@ struct FuseHandlers {
     }
     // Plaintext never changes while mounted: keep the page cache across opens, and let mmap
     // share it (no direct_io, which would defeat mmap).
+    std::call_once(self.readahead_once_, [&self] { self.WidenReadahead(); });
     fi->keep_cache = 1;
     fi->noflush = 1;
     if (self.filler_) {
@@ -374,27 +375,19 @@ FuseMount::~FuseMount() {
 }
 
 // The kernel applies FUSE's negotiated readahead (at most 128 KiB) when it processes the INIT
-// reply, so the wider window can only be set once the session answers requests.
-void FuseMount::WidenReadaheadOnceServing() {
-  std::thread([mountpoint = options_.mountpoint, kilobytes = options_.readahead_kb] {
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      struct stat st;
-      if (stat(mountpoint.c_str(), &st) == 0) {
-        auto device = MountDevice(mountpoint);
-        Status status = device ? SetReadaheadKb(*device, kilobytes) : Status(device.error());
-        if (!status) {
-          CACHEFS_LOG(kWarn, "fs")
-              << status.error().message() << "; mmap and sequential reads will be slower";
-        }
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }).detach();
+// reply, so the wider window is set on the first OPEN: INIT is done by then, and the kernel
+// initialises a file's readahead state from the device after OPEN returns. (Polling the mount
+// point from another thread instead would pin the mount and make an early unmount fail.)
+void FuseMount::WidenReadahead() {
+  auto device = MountDevice(options_.mountpoint);
+  Status status = device ? SetReadaheadKb(*device, options_.readahead_kb) : Status(device.error());
+  if (!status) {
+    CACHEFS_LOG(kWarn, "fs") << status.error().message()
+                             << "; mmap and sequential reads will be slower";
+  }
 }
 
 Status FuseMount::Serve() {
-  WidenReadaheadOnceServing();
   fuse_loop_config* config = fuse_loop_cfg_create();
   fuse_loop_cfg_set_clone_fd(config, 1);
   fuse_loop_cfg_set_max_threads(config, options_.max_threads);

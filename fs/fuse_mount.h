@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -63,13 +64,14 @@ class FuseMount {
 
  private:
   FuseMount(Filesystem& fs, MountOptions options) : fs_(fs), options_(std::move(options)) {}
-  void WidenReadaheadOnceServing();
+  void WidenReadahead();
 
   Filesystem& fs_;
   MountOptions options_;
   fuse_session* session_ = nullptr;
   std::atomic<bool> mounted_{false};
   std::unique_ptr<KernelCacheFiller> filler_;
+  std::once_flag readahead_once_;
   LatencyHistogram read_latency_;
 
   friend struct FuseHandlers;

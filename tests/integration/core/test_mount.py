@@ -243,6 +243,11 @@ def test_background_mount_returns_when_ready(edge_volume, mountpoint):
         assert is_mounted(mountpoint)
         with open(os.path.join(mountpoint, "dir1/dir2/dir3/deep.txt"), "rb") as f:
             assert f.read() == b"deep\n"
+        # FUSE negotiates at most 128 KiB of readahead; the daemon widens it once files open.
+        with open("/proc/self/mountinfo") as f:
+            device = next(l.split()[2] for l in f if f" {mountpoint} " in l)
+        with open(f"/sys/class/bdi/{device}/read_ahead_kb") as f:
+            assert int(f.read()) == 4096
     finally:
         subprocess.run(["fusermount3", "-u", mountpoint], check=False)
     assert wait_until(lambda: not is_mounted(mountpoint))
@@ -338,3 +343,16 @@ def test_allow_other_lets_another_user_read(edge_volume, mountpoint, workdir):
         allowed = subprocess.run(as_nobody, capture_output=True)
         assert allowed.returncode == 0, allowed.stderr
         assert allowed.stdout == b"deep\n"
+
+
+def test_unmount_right_after_mount(edge_volume, mountpoint):
+    # Nothing in the daemon may hold the fresh mount: an immediate unmount must succeed.
+    cipher, _, passfile = edge_volume
+    for _ in range(5):
+        result = run_cachefs("mount", "--insecure-allow-non-tee", "--passfile", passfile, cipher,
+                             mountpoint)
+        assert result.returncode == 0, result.stderr
+        unmount = subprocess.run(["fusermount3", "-u", mountpoint], capture_output=True,
+                                 text=True)
+        assert unmount.returncode == 0, unmount.stderr
+        assert wait_until(lambda: not is_mounted(mountpoint))
