@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "common/log.h"
+#include "common/memory_info.h"
 #include "fs/mountpoint.h"
 
 namespace cachefs::fs {
@@ -203,7 +204,13 @@ struct FuseHandlers {
     ReadDirCommon(req, ino, size, offset, true);
   }
 
-  static void Release(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    FuseMount& self = Self(req);
+    if (self.filler_) {
+      self.filler_->FileReleased(ino);
+    }
+    fuse_reply_err(req, 0);
+  }
 
   static void StatFs(fuse_req_t req, fuse_ino_t) {
     const InodeTable& table = Self(req).fs_.table();
@@ -352,6 +359,8 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Create(Filesystem& fs, const Mount
 
   if (options.decrypt_ahead) {
     fuse_session* session = mount->session_;
+    uint64_t budget =
+        options.decrypt_ahead_budget != 0 ? options.decrypt_ahead_budget : MemoryLimitBytes() / 2;
     mount->filler_ = std::make_unique<KernelCacheFiller>(
         fs.table(), fs.reader(),
         [session](InodeNumber ino, uint64_t offset, std::span<const uint8_t> data) {
@@ -359,7 +368,8 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Create(Filesystem& fs, const Mount
           buf.buf[0].mem = const_cast<uint8_t*>(data.data());
           return fuse_lowlevel_notify_store(session, ino, static_cast<off_t>(offset), &buf,
                                             FUSE_BUF_NO_SPLICE);
-        });
+        },
+        budget);
   }
   return mount;
 }

@@ -30,6 +30,9 @@ struct MountOptions {
   // The model is immutable while mounted: attributes, entries and misses can be cached long.
   double cache_timeout_sec = 24 * 3600;
   bool decrypt_ahead = true;
+  // Most bytes decrypt-ahead keeps in the page cache of open files; 0: half of the memory this
+  // process may fill (MemoryLimitBytes()).
+  uint64_t decrypt_ahead_budget = 0;
 };
 
 class FuseMount {

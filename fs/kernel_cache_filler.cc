@@ -1,9 +1,10 @@
 #include "fs/kernel_cache_filler.h"
 
-#include <cstdio>
-#include <cstring>
+#include <algorithm>
+#include <cstdint>
 
 #include "common/log.h"
+#include "common/memory_info.h"
 
 namespace cachefs::fs {
 namespace {
@@ -28,11 +29,13 @@ void KernelCacheFiller::FileProgress::Clear(uint64_t first, uint64_t end) {
   }
 }
 
-KernelCacheFiller::KernelCacheFiller(const InodeTable& table, FileReader& reader, StoreFn store)
+KernelCacheFiller::KernelCacheFiller(const InodeTable& table, FileReader& reader, StoreFn store,
+                                     uint64_t budget_bytes)
     : table_(table),
       reader_(reader),
       store_(std::move(store)),
-      progress_(new FileProgress[table.size()]) {
+      progress_(new FileProgress[table.size()]),
+      budget_bytes_(budget_bytes) {
   for (const Inode& inode : table.inodes()) {
     if (inode.type == NodeType::kFile && inode.size > 0) {
       FileProgress& progress = progress_[inode.ino - 1];
@@ -56,25 +59,48 @@ KernelCacheFiller::~KernelCacheFiller() {
   thread_.join();
 }
 
+bool KernelCacheFiller::HasProgress(InodeNumber ino) const {
+  return ino >= 1 && ino <= table_.size() && progress_[ino - 1].page_done != nullptr;
+}
+
 void KernelCacheFiller::FileOpened(const Inode& inode) {
-  if (inode.type != NodeType::kFile || inode.size == 0) {
-    return;
+  if (!HasProgress(inode.ino)) {
+    return;  // not a regular file, or empty
   }
-  if (progress_[inode.ino - 1].queued.exchange(true)) {
-    return;
-  }
+  FileProgress& progress = progress_[inode.ino - 1];
   {
     std::lock_guard lock(mutex_);
+    ++progress.open_handles;
+    if (progress.queued) {
+      return;
+    }
+    progress.queued = true;
     queue_.push_back(&inode);
   }
-  wake_.notify_one();
+  wake_.notify_all();
+}
+
+void KernelCacheFiller::FileReleased(InodeNumber ino) {
+  if (!HasProgress(ino)) {
+    return;
+  }
+  FileProgress& progress = progress_[ino - 1];
+  {
+    std::lock_guard lock(mutex_);
+    if (progress.open_handles == 0 || --progress.open_handles > 0) {
+      return;
+    }
+    held_bytes_ -= progress.held_bytes;
+    progress.held_bytes = 0;
+  }
+  wake_.notify_all();
 }
 
 void KernelCacheFiller::MarkServed(InodeNumber ino, uint64_t offset, uint64_t length) {
-  const Inode* inode = table_.Find(ino);
-  if (inode == nullptr || !progress_[ino - 1].page_done) {
+  if (!HasProgress(ino)) {
     return;
   }
+  const Inode* inode = table_.Find(ino);
   // Only whole pages count; the last page of the file is whole when the read reaches EOF.
   uint64_t end = std::min(offset + length, inode->size);
   uint64_t first = (offset + kPage - 1) / kPage;
@@ -89,45 +115,70 @@ void KernelCacheFiller::MarkServed(InodeNumber ino, uint64_t offset, uint64_t le
 }
 
 void KernelCacheFiller::Reset() {
-  std::lock_guard lock(mutex_);
-  queue_.clear();
-  for (const Inode& inode : table_.inodes()) {
-    FileProgress& progress = progress_[inode.ino - 1];
-    if (progress.page_done) {
-      progress.Clear(0, progress.pages);
+  {
+    std::lock_guard lock(mutex_);
+    queue_.clear();
+    for (const Inode& inode : table_.inodes()) {
+      FileProgress& progress = progress_[inode.ino - 1];
+      if (progress.page_done) {
+        progress.Clear(0, progress.pages);
+      }
+      progress.queued = false;
+      progress.held_bytes = 0;  // the kernel dropped the pages
     }
-    progress.queued.store(false);
+    held_bytes_ = 0;
   }
+  wake_.notify_all();  // a filler waiting for budget gives up its file
 }
 
-bool KernelCacheFiller::MemoryIsShort() {
-  FILE* meminfo = std::fopen("/proc/meminfo", "re");
-  if (meminfo == nullptr) {
+bool KernelCacheFiller::Reserve(FileProgress& progress, uint64_t bytes) {
+  std::unique_lock lock(mutex_);
+  auto fits = [&] { return held_bytes_ + bytes <= budget_bytes_; };
+  if (!fits() && !logged_budget_full_) {
+    logged_budget_full_ = true;
+    CACHEFS_LOG(kInfo, "fs").Kv("budget_bytes", budget_bytes_)
+        << "decrypt-ahead paused: open files hold its whole memory budget; it resumes when "
+           "they are closed";
+  }
+  wake_.wait(lock,
+             [&] { return stopping_ || !progress.queued || progress.open_handles == 0 || fits(); });
+  if (stopping_ || !progress.queued) {
     return false;
   }
-  char line[256];
-  uint64_t available_kb = UINT64_MAX;
-  while (std::fgets(line, sizeof(line), meminfo) != nullptr) {
-    if (std::sscanf(line, "MemAvailable: %lu kB", &available_kb) == 1) {
-      break;
-    }
+  if (progress.open_handles == 0) {
+    progress.queued = false;  // closed before it was filled: its next open queues it again
+    return false;
   }
-  std::fclose(meminfo);
-  return available_kb != UINT64_MAX && available_kb * 1024 < kMinAvailableBytes;
+  held_bytes_ += bytes;
+  progress.held_bytes += bytes;
+  return true;
+}
+
+void KernelCacheFiller::Unreserve(FileProgress& progress, uint64_t bytes) {
+  {
+    std::lock_guard lock(mutex_);
+    uint64_t back = std::min(bytes, progress.held_bytes);  // a release may have cleared it
+    progress.held_bytes -= back;
+    held_bytes_ -= back;
+  }
+  wake_.notify_all();
 }
 
 bool KernelCacheFiller::Push(const Inode& inode, uint64_t first, uint64_t end) {
   uint64_t offset = first * kPage;
+  FileProgress& progress = progress_[inode.ino - 1];
   auto data = reader_.Read(inode, offset, (end - first) * kPage, /*spread=*/true);
   if (!data) {
     // Already logged by the reader; the application's own READ will report it.
-    progress_[inode.ino - 1].Clear(first, end);
+    progress.Clear(first, end);
+    Unreserve(progress, (end - first) * kPage);
     return true;
   }
   int rc = store_(inode.ino, offset, *data);
   if (rc != 0) {
     // ENOENT: the kernel forgot the inode (file closed and evicted); not worth more work.
-    progress_[inode.ino - 1].Clear(first, end);
+    progress.Clear(first, end);
+    Unreserve(progress, (end - first) * kPage);
     CACHEFS_LOG(kDebug, "fs").Kv("file", inode.path).Kv("errno", -rc)
         << "decrypt-ahead stopped: kernel refused the pages";
     return false;
@@ -138,12 +189,6 @@ bool KernelCacheFiller::Push(const Inode& inode, uint64_t first, uint64_t end) {
 
 bool KernelCacheFiller::FillRange(const Inode& inode, uint64_t first, uint64_t end) {
   FileProgress& progress = progress_[inode.ino - 1];
-  {
-    std::lock_guard lock(mutex_);
-    if (stopping_ || !progress.queued.load()) {
-      return false;  // shutting down, or Reset() since this file was queued
-    }
-  }
   // Push each run of pages no READ has served yet, claiming it first so that a READ
   // arriving meanwhile is the only duplicate work possible.
   uint64_t page = first;
@@ -157,6 +202,9 @@ bool KernelCacheFiller::FillRange(const Inode& inode, uint64_t first, uint64_t e
     }
     if (page == run_end) {
       break;
+    }
+    if (!Reserve(progress, (run_end - page) * kPage)) {
+      return false;
     }
     progress.Set(page, run_end);
     if (!Push(inode, page, run_end)) {
@@ -187,7 +235,8 @@ void KernelCacheFiller::Fill(const Inode& inode) {
           }
         }
       }
-      if (segments_done++ % 64 == 0 && MemoryIsShort()) {
+      if (segments_done++ % 64 == 0 &&
+          AvailableMemoryBytes().value_or(UINT64_MAX) < kMinAvailableBytes) {
         CACHEFS_LOG(kInfo, "fs").Kv("file", inode.path)
             << "decrypt-ahead stopped: less than 1 GiB of memory available";
         return;

@@ -180,6 +180,12 @@ void AddMountOptions(CLI::App& mount, MountCommand& command) {
                 "Do not decrypt opened files ahead into the kernel page cache")
       ->group(tuning);
   mount
+      .add_option("--decrypt-ahead-budget", command.mount.decrypt_ahead_budget,
+                  "Most plaintext decrypted ahead into open files' page cache (default: half "
+                  "of RAM or of the cgroup's memory limit)")
+      ->transform(CLI::AsSizeValue(false))
+      ->group(tuning);
+  mount
       .add_option("--kernel-option", command.mount.kernel_options,
                   "Extra kernel mount option (nodev, nosuid, noexec, noatime)")
       ->group(tuning);

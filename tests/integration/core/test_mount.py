@@ -1,5 +1,6 @@
 """cachefs mount on a local origin, against trees written by the real gocryptfs 2.3."""
 
+import ctypes
 import errno
 import hashlib
 import mmap
@@ -356,3 +357,68 @@ def test_unmount_right_after_mount(edge_volume, mountpoint):
                                  text=True)
         assert unmount.returncode == 0, unmount.stderr
         assert wait_until(lambda: not is_mounted(mountpoint))
+
+
+def resident_pages(path):
+    """Which pages of `path` are in the kernel page cache (mincore on a mapping that is never
+    touched, so asking does not read anything)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    size = os.path.getsize(path)
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        addr = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert addr != ctypes.c_void_p(-1).value, os.strerror(ctypes.get_errno())
+        try:
+            vec = ctypes.create_string_buffer(pages)
+            assert libc.mincore(addr, size, vec) == 0, os.strerror(ctypes.get_errno())
+            return [b & 1 for b in vec.raw]
+        finally:
+            libc.munmap(addr, size)
+    finally:
+        os.close(fd)
+
+
+def test_decrypt_ahead_fills_the_page_cache_of_an_open_file(edge_volume, mountpoint):
+    cipher, reference, passfile = edge_volume
+    rel = "model/model.safetensors"
+    with CachefsMount(cipher, mountpoint, ["--passfile", passfile]) as mount:
+        path = os.path.join(mountpoint, rel)
+        with open(path, "rb") as f:
+            # Opened, nothing read: the daemon pushes the whole file into the page cache.
+            assert wait_until(lambda: all(resident_pages(path)), 20), \
+                sum(resident_pages(path))
+            with open(os.path.join(reference, rel), "rb") as want:
+                assert f.read() == want.read()
+        assert unexpected_log_lines(mount.output()) == []
+
+
+def test_decrypt_ahead_keeps_to_its_budget(edge_volume, mountpoint):
+    cipher, reference, passfile = edge_volume
+    rel = "model/model.safetensors"  # 24 MiB
+    mib_pages = (1 << 20) // mmap.PAGESIZE
+    with CachefsMount(cipher, mountpoint,
+                      ["--passfile", passfile, "--decrypt-ahead-budget", "4MiB"]):
+        path = os.path.join(mountpoint, rel)
+        fd = os.open(path, os.O_RDONLY)
+        assert wait_until(lambda: sum(resident_pages(path)) >= 4 * mib_pages, 20)
+        time.sleep(0.5)  # time to overshoot, if it would
+        resident = resident_pages(path)
+        assert all(resident[:4 * mib_pages]) and not any(resident[4 * mib_pages:])
+        # Closing the file gives its share back; the next open carries on where it stopped.
+        os.close(fd)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            assert wait_until(lambda: sum(resident_pages(path)) >= 8 * mib_pages, 20)
+            time.sleep(0.5)
+            resident = resident_pages(path)
+            assert all(resident[:8 * mib_pages]) and not any(resident[8 * mib_pages:])
+            with open(os.path.join(reference, rel), "rb") as want:
+                assert os.pread(fd, 32 << 20, 0) == want.read()
+        finally:
+            os.close(fd)

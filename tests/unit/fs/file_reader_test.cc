@@ -66,6 +66,10 @@ class FileReaderTest : public ::testing::Test {
     auto volume = crypto::Volume::Unlock(*config, SecretBytes::CopyOf(std::string_view("test")));
     ASSERT_TRUE(volume) << volume.error().message();
     volume_ = std::move(volume).value();
+    BuildTable();
+  }
+
+  void BuildTable() {
     auto listing = ListOrigin(origin_);
     ASSERT_TRUE(listing);
     NamespaceStats stats;
@@ -74,7 +78,6 @@ class FileReaderTest : public ::testing::Test {
     table_ = std::move(table).value();
     file_ = table_->Lookup(kRootInode, "zero5000");
     ASSERT_NE(file_, nullptr);
-    ASSERT_EQ(file_->size, 5000u);
   }
 
   MemoryOrigin origin_;
@@ -85,6 +88,7 @@ class FileReaderTest : public ::testing::Test {
 };
 
 TEST_F(FileReaderTest, ReadsAnyRangeOfRealCiphertext) {
+  ASSERT_EQ(file_->size, 5000u);
   FileReader reader(*table_, origin_, volume_->content(), pool_);
   for (uint64_t offset : {0u, 1u, 4095u, 4096u, 4097u, 4999u}) {
     for (size_t length : {1u, 100u, 4096u, 8192u}) {
@@ -127,14 +131,16 @@ TEST_F(FileReaderTest, DecryptAheadPushesEveryByteOnceAndSkipsServedSegments) {
   std::vector<std::pair<uint64_t, size_t>> stored;
   std::condition_variable done;
   {
-    KernelCacheFiller filler(*table_, reader,
-                             [&](InodeNumber ino, uint64_t offset, std::span<const uint8_t> data) {
-                               EXPECT_EQ(ino, file_->ino);
-                               std::lock_guard lock(mutex);
-                               stored.emplace_back(offset, data.size());
-                               done.notify_all();
-                               return 0;
-                             });
+    KernelCacheFiller filler(
+        *table_, reader,
+        [&](InodeNumber ino, uint64_t offset, std::span<const uint8_t> data) {
+          EXPECT_EQ(ino, file_->ino);
+          std::lock_guard lock(mutex);
+          stored.emplace_back(offset, data.size());
+          done.notify_all();
+          return 0;
+        },
+        UINT64_MAX / 2);
     filler.FileOpened(*file_);
     filler.FileOpened(*file_);  // queued once
     std::unique_lock lock(mutex);
@@ -145,17 +151,103 @@ TEST_F(FileReaderTest, DecryptAheadPushesEveryByteOnceAndSkipsServedSegments) {
 
   // A file whose only segment a READ already served is not pushed again.
   stored.clear();
-  KernelCacheFiller filler(*table_, reader,
-                           [&](InodeNumber, uint64_t offset, std::span<const uint8_t> data) {
-                             std::lock_guard lock(mutex);
-                             stored.emplace_back(offset, data.size());
-                             return 0;
-                           });
+  KernelCacheFiller filler(
+      *table_, reader,
+      [&](InodeNumber, uint64_t offset, std::span<const uint8_t> data) {
+        std::lock_guard lock(mutex);
+        stored.emplace_back(offset, data.size());
+        return 0;
+      },
+      UINT64_MAX / 2);
   filler.MarkServed(file_->ino, 0, 5000);
   filler.FileOpened(*file_);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   std::lock_guard lock(mutex);
   EXPECT_TRUE(stored.empty());
+}
+
+// Decrypt-ahead over a 12 MiB file: the fixture's header followed by all-zero blocks, which
+// gocryptfs reads as holes (plaintext zeros).
+class DecryptAheadBudgetTest : public FileReaderTest {
+ protected:
+  static constexpr uint64_t kMiB = 1 << 20;
+
+  void SetUp() override {
+    FileReaderTest::SetUp();
+    auto& object = origin_.objects["VnvoeSetPaOFjZDaZAh0lA"];
+    object.resize(18);  // keep the header (file ID)
+    object.resize(18 + 12 * kMiB / 4096 * 4128, 0);
+    BuildTable();
+    ASSERT_EQ(file_->size, 12 * kMiB);
+  }
+
+  KernelCacheFiller::StoreFn Recorder() {
+    return [this](InodeNumber, uint64_t offset, std::span<const uint8_t> data) {
+      std::lock_guard lock(mutex_);
+      stored_.emplace_back(offset, data.size());
+      stored_bytes_ += data.size();
+      changed_.notify_all();
+      return 0;
+    };
+  }
+
+  // Waits until `bytes` were stored, then a little longer to see that nothing more comes.
+  uint64_t StoredSettlesAt(uint64_t bytes) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, std::chrono::seconds(10), [&] { return stored_bytes_ >= bytes; });
+    changed_.wait_for(lock, std::chrono::milliseconds(300), [&] { return stored_bytes_ > bytes; });
+    return stored_bytes_;
+  }
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::pair<uint64_t, size_t>> stored_;
+  uint64_t stored_bytes_ = 0;
+};
+
+TEST_F(DecryptAheadBudgetTest, OpenFilesHoldAtMostTheBudget) {
+  FileReader reader(*table_, origin_, volume_->content(), pool_);
+  KernelCacheFiller filler(*table_, reader, Recorder(), 4 * kMiB);
+  filler.FileOpened(*file_);
+  EXPECT_EQ(StoredSettlesAt(4 * kMiB), 4 * kMiB);
+  {
+    std::lock_guard lock(mutex_);
+    for (size_t i = 0; i < stored_.size(); ++i) {
+      EXPECT_EQ(stored_[i], std::make_pair(i * kMiB, size_t{kMiB}));  // in order, from the start
+    }
+  }
+
+  // Closing the file frees its share; the filler leaves the closed file alone...
+  filler.FileReleased(file_->ino);
+  EXPECT_EQ(StoredSettlesAt(4 * kMiB), 4 * kMiB);
+  // ...and goes on where it stopped when the file is opened again.
+  filler.FileOpened(*file_);
+  EXPECT_EQ(StoredSettlesAt(8 * kMiB), 8 * kMiB);
+  std::lock_guard lock(mutex_);
+  EXPECT_EQ(stored_.back().first, 7 * kMiB);
+}
+
+TEST_F(DecryptAheadBudgetTest, AnUnboundedBudgetFillsTheWholeFileOnce) {
+  FileReader reader(*table_, origin_, volume_->content(), pool_);
+  KernelCacheFiller filler(*table_, reader, Recorder(), UINT64_MAX / 2);
+  filler.FileOpened(*file_);
+  filler.FileOpened(*file_);  // a second handle
+  EXPECT_EQ(StoredSettlesAt(12 * kMiB), 12 * kMiB);
+  filler.FileReleased(file_->ino);
+  filler.FileReleased(file_->ino);
+  filler.FileOpened(*file_);  // filled already: nothing to push again
+  EXPECT_EQ(StoredSettlesAt(12 * kMiB), 12 * kMiB);
+}
+
+TEST_F(DecryptAheadBudgetTest, AReleaseWithoutAnOpenIsIgnored) {
+  FileReader reader(*table_, origin_, volume_->content(), pool_);
+  KernelCacheFiller filler(*table_, reader, Recorder(), 4 * kMiB);
+  filler.FileOpened(*file_);
+  EXPECT_EQ(StoredSettlesAt(4 * kMiB), 4 * kMiB);
+  filler.FileReleased(file_->ino);
+  filler.FileReleased(file_->ino);  // must not free budget that was never taken
+  filler.FileOpened(*file_);
+  EXPECT_EQ(StoredSettlesAt(8 * kMiB), 8 * kMiB);
 }
 
 }  // namespace
