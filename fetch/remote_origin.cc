@@ -46,6 +46,31 @@ std::string StatusText(const HttpResponse& r) {
 
 }  // namespace
 
+HttpRequest MakeRemoteRequest(const RemoteConfig& config, std::string_view relative_key,
+                              bool for_listing) {
+  HttpRequest request;
+  request.scheme = config.scheme;
+  if (config.protocol == RemoteProtocol::kHttp) {
+    request.host = config.host;
+    request.path = config.prefix + std::string(relative_key);
+    return request;
+  }
+  request.bucket = config.bucket;
+  request.key = for_listing ? "" : config.prefix + std::string(relative_key);
+  if (config.path_style) {
+    request.host = config.host;
+    request.path = "/" + config.bucket;
+    // S3 lists at /bucket; OSS (ali-oss's second-level-domain mode) at /bucket/.
+    if (!for_listing || config.protocol == RemoteProtocol::kOss) {
+      request.path += "/" + request.key;
+    }
+  } else {
+    request.host = config.bucket + "." + config.host;
+    request.path = "/" + request.key;
+  }
+  return request;
+}
+
 RemoteOrigin::RemoteOrigin(RemoteConfig config, std::unique_ptr<Signer> signer,
                            std::shared_ptr<HttpEngine> engine)
     : config_(std::move(config)), signer_(std::move(signer)), engine_(std::move(engine)) {}
@@ -64,30 +89,6 @@ std::string RemoteOrigin::Describe() const {
   }
   return out + " via " + config_.scheme + "://" + config_.host + " (" +
          (config_.path_style ? "path-style" : "virtual-hosted") + ", " + signer_->Name() + ")";
-}
-
-HttpRequest RemoteOrigin::MakeRequest(std::string_view relative_key, bool for_listing) const {
-  HttpRequest request;
-  request.scheme = config_.scheme;
-  if (config_.protocol == RemoteProtocol::kHttp) {
-    request.host = config_.host;
-    request.path = config_.prefix + std::string(relative_key);
-    return request;
-  }
-  request.bucket = config_.bucket;
-  request.key = for_listing ? "" : config_.prefix + std::string(relative_key);
-  if (config_.path_style) {
-    request.host = config_.host;
-    request.path = "/" + config_.bucket;
-    // S3 lists at /bucket; OSS (ali-oss's second-level-domain mode) at /bucket/.
-    if (!for_listing || config_.protocol == RemoteProtocol::kOss) {
-      request.path += "/" + request.key;
-    }
-  } else {
-    request.host = config_.bucket + "." + config_.host;
-    request.path = "/" + request.key;
-  }
-  return request;
 }
 
 Error RemoteOrigin::ChangedError(const ObjectInfo& object, std::string_view why) {
@@ -210,7 +211,7 @@ Result<size_t> RemoteOrigin::ReadRange(const ObjectInfo& object, uint64_t offset
     return size_t{0};
   }
   uint64_t length = std::min<uint64_t>(dst.size(), object.size - offset);
-  HttpRequest request = MakeRequest(object.key, /*for_listing=*/false);
+  HttpRequest request = MakeRemoteRequest(config_, object.key, /*for_listing=*/false);
   request.headers.emplace_back(
       "range", "bytes=" + std::to_string(offset) + "-" + std::to_string(offset + length - 1));
   if (!object.etag.empty()) {
@@ -235,7 +236,7 @@ Result<std::vector<ObjectInfo>> RemoteOrigin::ListBucket() {
   std::string token;
   std::string text;
   for (int page_no = 0;; ++page_no) {
-    HttpRequest request = MakeRequest("", /*for_listing=*/true);
+    HttpRequest request = MakeRemoteRequest(config_, "", /*for_listing=*/true);
     request.query = {{"list-type", "2"}, {"prefix", config_.prefix}, {"max-keys", "1000"}};
     if (!token.empty()) {
       request.query.emplace_back("continuation-token", token);
@@ -272,7 +273,7 @@ Result<std::vector<ObjectInfo>> RemoteOrigin::ListManifest() {
   HttpBody body;
   body.text = &text;
   body.max_text = kMaxManifestSize;
-  HttpRequest request = MakeRequest(kManifestName, false);
+  HttpRequest request = MakeRemoteRequest(config_, kManifestName, false);
   auto response = GetWithRetry(request, body, nullptr, 0, 0);
   if (!response) {
     if (response.error().code() == Errc::kNotFound) {

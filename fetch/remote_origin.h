@@ -42,6 +42,14 @@ struct RemoteConfig {
   RetryPolicy retry;
 };
 
+// The unsigned request for `relative_key` below config.prefix, or with `for_listing` for the
+// bucket itself (HTTP: the base path). S3/OSS virtual-hosted: host "bucket.<host>", path
+// "/key", listing at "/"; path-style: host as given, path "/bucket/key", listing at "/bucket"
+// (S3) or "/bucket/" (OSS, as ali-oss does). `bucket` and `key` are set for the signers'
+// canonical resource whatever the style. Pure; RemoteOrigin builds every request with it.
+HttpRequest MakeRemoteRequest(const RemoteConfig& config, std::string_view relative_key,
+                              bool for_listing);
+
 class RemoteOrigin final : public Origin {
  public:
   RemoteOrigin(RemoteConfig config, std::unique_ptr<Signer> signer,
@@ -60,8 +68,6 @@ class RemoteOrigin final : public Origin {
   void Cancel() override;
 
  private:
-  // A request for `relative_key` below the prefix (empty: the bucket or base path itself).
-  HttpRequest MakeRequest(std::string_view relative_key, bool for_listing) const;
   // Runs `request` (re-signed on every attempt) with the retry policy; returns the final
   // response with status 2xx, or the error that ended the attempts. With `pinned`, the
   // response must be [offset, offset + expected_bytes) of that version of the object.
