@@ -34,6 +34,12 @@ Result<std::string> ParseEndpoint(std::string_view endpoint, std::string& scheme
     return Error(Errc::kInvalidArgument,
                  "endpoint '" + std::string(endpoint) + "': expected [scheme://]host[:port]");
   }
+  // The host as the Host header will carry it, which SigV4 signs: curl leaves the scheme's
+  // default port out, so "host:443" signed as such would never match.
+  std::string_view default_port = scheme == "https" ? ":443" : ":80";
+  if (endpoint.size() > default_port.size() && endpoint.ends_with(default_port)) {
+    endpoint.remove_suffix(default_port.size());
+  }
   return std::string(endpoint);
 }
 

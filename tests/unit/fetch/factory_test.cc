@@ -47,6 +47,16 @@ TEST(OriginFactoryTest, S3AndHttp) {
   o.path_style = true;
   EXPECT_EQ(DescribeOf(o),
             "s3://models/llm/ via https://s3.oss-cn-beijing.aliyuncs.com (path-style, aws-sigv4)");
+  // The scheme's default port is not part of the host (curl leaves it out of Host, which
+  // SigV4 signs); other ports are.
+  o.path_style = false;
+  o.endpoint = "http://s3.cachefs.test:80/";
+  EXPECT_EQ(DescribeOf(o),
+            "s3://models/llm/ via http://s3.cachefs.test (virtual-hosted, aws-sigv4)");
+  o.endpoint = "https://[::1]:443";
+  EXPECT_EQ(DescribeOf(o), "s3://models/llm/ via https://[::1] (path-style, aws-sigv4)");
+  o.endpoint = "http://127.0.0.1:443";
+  EXPECT_EQ(DescribeOf(o), "s3://models/llm/ via http://127.0.0.1:443 (path-style, aws-sigv4)");
   OriginOptions h;
   h.location = "http://cdn.example:8080/models/qwen";
   EXPECT_EQ(DescribeOf(h), "http://cdn.example:8080/models/qwen/");
