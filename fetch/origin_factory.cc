@@ -55,6 +55,30 @@ bool IsIpAddress(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buf) == 1 || inet_pton(AF_INET6, host.c_str(), buf) == 1;
 }
 
+// Whether `bucket` can lead a virtual-hosted name, as the AWS SDKs decide: a DNS-style name
+// (3-63 characters of a-z, 0-9, '-' and '.', labels starting and ending alphanumeric), not
+// shaped like an IPv4 address, and without dots over HTTPS, where my.bucket.s3.amazonaws.com
+// does not match the endpoint's wildcard certificate *.s3.amazonaws.com.
+bool VirtualHostable(const std::string& bucket, std::string_view scheme) {
+  if (bucket.size() < 3 || bucket.size() > 63 ||
+      (scheme == "https" && bucket.find('.') != std::string::npos)) {
+    return false;
+  }
+  for (size_t i = 0; i < bucket.size(); ++i) {
+    char c = bucket[i];
+    if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+      continue;
+    }
+    // '-' and '.' only inside a label: never first or last, never next to a '.'.
+    bool inside = i > 0 && i + 1 < bucket.size() && bucket[i - 1] != '.' && bucket[i + 1] != '.';
+    if ((c != '-' && c != '.') || !inside) {
+      return false;
+    }
+  }
+  unsigned char buf[4];
+  return inet_pton(AF_INET, bucket.c_str(), buf) != 1;
+}
+
 // oss-cn-beijing-internal.aliyuncs.com, s3.oss-cn-beijing.aliyuncs.com -> cn-beijing.
 std::string RegionFromOssHost(const std::string& host) {
   size_t at = host.find("oss-");
@@ -200,7 +224,8 @@ Result<std::unique_ptr<Origin>> OpenOrigin(const OriginOptions& options) {
   }
   CACHEFS_ASSIGN_OR_RETURN(config.host, ParseEndpoint(endpoint, config.scheme));
   std::string bare_host = HostWithoutPort(config.host);
-  config.path_style = options.path_style || IsIpAddress(bare_host) || bare_host == "localhost";
+  config.path_style = options.path_style || IsIpAddress(bare_host) || bare_host == "localhost" ||
+                      !VirtualHostable(config.bucket, config.scheme);
   if (region.empty()) {
     region = is_s3 ? RegionFromS3Host(bare_host) : RegionFromOssHost(bare_host);
     if (region.empty()) {

@@ -37,8 +37,9 @@ struct OriginOptions {
 // Local paths give a FileOrigin. Remote locations give a CachingOrigin (fetch/caching_origin.h:
 // memory + disk tiers, read-ahead, CollectStats) over a RemoteOrigin:
 //   oss://bucket/prefix, bucket:/prefix  OSS, --endpoint required (scheme optional, https
-//       default); virtual-hosted unless the endpoint is an IP address or path_style is set.
-//       Signature V4 with the region from `region` or the endpoint name, or V1.
+//       default); virtual-hosted unless the endpoint is an IP address or localhost,
+//       path_style is set or the bucket cannot lead a host name (dots over https, upper
+//       case, ...). Signature V4 with the region from `region` or the endpoint name, or V1.
 //   s3://bucket/prefix  S3 SigV4; endpoint default s3.<region>.amazonaws.com, region default
 //       from the endpoint name or us-east-1.
 //   http(s)://host/path/  any static server, with cachefs-manifest.json in path/.

@@ -62,6 +62,26 @@ TEST(OriginFactoryTest, S3AndHttp) {
   EXPECT_EQ(DescribeOf(h), "http://cdn.example:8080/models/qwen/");
 }
 
+// Path-style for bucket names that cannot lead a host name (the AWS SDKs' rule): dots over
+// HTTPS (outside the endpoint's wildcard certificate), upper case, '_', bad lengths or labels.
+TEST(OriginFactoryTest, BucketsThatCannotBeHostNamesGoPathStyle) {
+  auto style = [](const std::string& bucket, const std::string& endpoint) {
+    auto o = Remote("s3://" + bucket + "/m");
+    o.endpoint = endpoint;
+    std::string d = DescribeOf(o);
+    return d.substr(d.rfind('(') + 1, d.find(',', d.rfind('(')) - d.rfind('(') - 1);
+  };
+  EXPECT_EQ(style("my.models", "https://s3.cachefs.test"), "path-style");
+  EXPECT_EQ(style("my.models", "http://s3.cachefs.test"), "virtual-hosted");
+  EXPECT_EQ(style("a-b-3", "https://s3.cachefs.test"), "virtual-hosted");
+  for (const char* bucket : {"Models", "my_models", "ab", "-models", "models-", "my..models",
+                             "my.-models", "192.168.1.2"}) {
+    EXPECT_EQ(style(bucket, "http://s3.cachefs.test"), "path-style") << bucket;
+  }
+  EXPECT_EQ(style(std::string(63, 'a'), "http://s3.cachefs.test"), "virtual-hosted");
+  EXPECT_EQ(style(std::string(64, 'a'), "http://s3.cachefs.test"), "path-style");
+}
+
 TEST(OriginFactoryTest, ClearErrors) {
   OriginOptions o;
   o.location = "oss://b/p";
