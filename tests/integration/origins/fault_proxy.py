@@ -13,14 +13,16 @@ n % EVERY == 0, the k-th such request, until --max-faults faults have been injec
 requests pass through untouched. Only ranged GETs are faulted unless --fault-all is given.
 With --verify-sigv4 ACCESS_KEY:SECRET:REGION every request must carry an AWS SigV4
 Authorization that botocore computes identically (s3rver itself does not check V4 signatures);
-others get 403 SignatureDoesNotMatch.
-Prints "READY <port>" on stdout once listening; counts are written to --log as JSON lines.
+others get 403 SignatureDoesNotMatch. With --tls CERT:KEY it serves HTTPS.
+Prints "READY <port>" on stdout once listening; every request is logged to --log as a JSON
+line (kind, Host header, path, query).
 """
 import argparse
 import http.client
 import http.server
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -62,16 +64,21 @@ def main():
     ap.add_argument("--fault-all", action="store_true")
     ap.add_argument("--log", default="")
     ap.add_argument("--verify-sigv4", default="", help="ACCESS_KEY:SECRET:REGION")
+    ap.add_argument("--tls", default="", help="CERT:KEY: serve HTTPS with this certificate")
     args = ap.parse_args()
     faults = [f for f in args.faults.split(",") if f]
     lock = threading.Lock()
     state = {"requests": 0, "ranged": 0, "faults": 0}
     log = open(args.log, "a") if args.log else None
 
-    def record(kind, path):
+    def record(kind, request):
+        """One event per request: what was done, and the Host and path it came with."""
         if log:
+            path, _, query = request.path.partition("?")
+            event = {"t": time.time(), "kind": kind, "host": request.headers.get("Host"),
+                     "path": path, "query": query}
             with lock:
-                log.write(json.dumps({"t": time.time(), "kind": kind, "path": path}) + "\n")
+                log.write(json.dumps(event) + "\n")
                 log.flush()
 
     class Handler(http.server.BaseHTTPRequestHandler):
@@ -79,6 +86,12 @@ def main():
 
         def log_message(self, *a):
             pass
+
+        def setup(self):
+            super().setup()
+            # Headers and body go out in separate writes: without this, Nagle's algorithm and
+            # the client's delayed ACK hold every small answer back for 40 ms.
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def do_GET(self):
             ranged = "Range" in self.headers
@@ -94,14 +107,14 @@ def main():
             if args.verify_sigv4:
                 ak, sk, region = args.verify_sigv4.split(":")
                 if not sigv4_matches("GET", self.path, self.headers, ak, sk, region):
-                    record("badsig", self.path)
+                    record("badsig", self)
                     body = b"<Error><Code>SignatureDoesNotMatch</Code></Error>"
                     self.send_response(403)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
                     return
-            record(fault or ("range" if ranged else "get"), self.path)
+            record(fault or ("range" if ranged else "get"), self)
             if fault == "reset":
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                            struct.pack("ii", 1, 0))
@@ -144,6 +157,10 @@ def main():
             self.wfile.write(data)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*args.tls.split(":"))
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     print("READY %d" % server.server_address[1], flush=True)
     try:
