@@ -4,12 +4,19 @@
 // to an S3-compatible upstream (s3rver) with path-style addressing. Requests whose signature
 // differs from the SDK's get 403 SignatureDoesNotMatch, as OSS would answer.
 //
+// Like OSS, it takes the bucket from the Host header when that is BUCKET.<--endpoint-host>
+// (virtual-hosted: /key), and from the path when the Host is the endpoint itself or an IP
+// address (path-style: /bucket/key); any other Host gets 400. Without --endpoint-host every
+// request is path-style.
+//
 //   node oss_verify_proxy.js --upstream 127.0.0.1:PORT --ak ID --sk SECRET --region cn-beijing
-//                            [--token STS] [--log FILE]
-// Prints "READY <port>" once listening.
+//                            [--token STS] [--endpoint-host NAME] [--port N] [--log FILE]
+// Prints "READY <port>" once listening; logs one JSON line per request (kind, host, style,
+// bucket, path, ok, problem).
 'use strict';
 
 const http = require('http');
+const net = require('net');
 const fs = require('fs');
 const path = require('path');
 const signUtils = require(path.join(__dirname, 'node_modules/ali-oss/lib/common/signUtils'));
@@ -27,15 +34,28 @@ function record(entry) {
   }
 }
 
-function verify(req, url) {
+// {style, bucket, object} of a request as OSS would read it, or null for an unknown Host.
+function addressing(req, url) {
+  const hostname = (req.headers.host || '').replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  const pathname = decodeURIComponent(url.pathname);
+  const endpoint = args['endpoint-host'];
+  if (endpoint && hostname.endsWith(`.${endpoint}`)) {
+    const bucket = hostname.slice(0, -endpoint.length - 1);
+    return { style: 'virtual-hosted', bucket, object: pathname.slice(1) };
+  }
+  if (!endpoint || hostname === endpoint || net.isIP(hostname)) {
+    // The key may be empty for a listing.
+    const parts = pathname.split('/');
+    return { style: 'path', bucket: parts[1], object: parts.slice(2).join('/') };
+  }
+  return null;
+}
+
+function verify(req, url, { bucket, object }) {
   const headers = {};
   for (const [k, v] of Object.entries(req.headers)) headers[k.toLowerCase()] = v;
   const auth = headers.authorization || '';
   if (args.token && headers['x-oss-security-token'] !== args.token) return 'token';
-  // Path-style: /bucket/key (the key may be empty for a listing).
-  const parts = decodeURIComponent(url.pathname).split('/');
-  const bucket = parts[1];
-  const object = parts.slice(2).join('/');
   const queries = {};
   for (const [k, v] of url.searchParams.entries()) queries[k] = v;
   let expected;
@@ -46,6 +66,7 @@ function verify(req, url) {
     // As the SDK's listV2: continuation-token is the only sub-resource our requests carry.
     const subres = {};
     if (queries['continuation-token']) subres['continuation-token'] = queries['continuation-token'];
+    // The canonical resource is /bucket/key in both addressing styles.
     const resource = `/${bucket}/${object}`;
     const canonical = signUtils.buildCanonicalString(req.method, resource,
       { headers, parameters: subres });
@@ -56,15 +77,25 @@ function verify(req, url) {
   return expected === auth ? null : 'mismatch';
 }
 
+function reply(res, status, code, message) {
+  const body = `<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+  res.writeHead(status, { 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://proxy');
-  const problem = verify(req, url);
   const kind = (req.headers.authorization || '').startsWith('OSS4') ? 'v4' : 'v1';
-  record({ kind, path: url.pathname, ok: problem === null, problem });
+  const where = addressing(req, url);
+  const problem = where === null ? 'unknown host' : verify(req, url, where);
+  record({ kind, host: req.headers.host, style: where && where.style,
+    bucket: where && where.bucket, path: url.pathname, ok: problem === null, problem });
+  if (where === null) {
+    reply(res, 400, 'InvalidRequest', `unknown host ${req.headers.host}`);
+    return;
+  }
   if (problem !== null) {
-    const body = `<Error><Code>SignatureDoesNotMatch</Code><Message>${problem}</Message></Error>`;
-    res.writeHead(403, { 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
+    reply(res, 403, 'SignatureDoesNotMatch', problem);
     return;
   }
   const headers = {};
@@ -73,7 +104,9 @@ const server = http.createServer((req, res) => {
     if (lk !== 'authorization' && !lk.startsWith('x-oss-')) headers[k] = v;
   }
   headers.host = `${upHost}:${upPort}`;
-  const up = http.request({ host: upHost, port: upPort, method: req.method, path: req.url, headers },
+  // Upstream, always path-style.
+  const upPath = where.style === 'path' ? req.url : `/${where.bucket}${req.url}`;
+  const up = http.request({ host: upHost, port: upPort, method: req.method, path: upPath, headers },
     (upRes) => {
       res.writeHead(upRes.statusCode, upRes.headers);
       upRes.pipe(res);
@@ -85,6 +118,6 @@ const server = http.createServer((req, res) => {
   req.pipe(up);
 });
 server.keepAliveTimeout = 60000;
-server.listen(0, '127.0.0.1', () => {
+server.listen(Number(args.port || 0), '127.0.0.1', () => {
   process.stdout.write(`READY ${server.address().port}\n`);
 });
