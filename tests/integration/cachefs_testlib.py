@@ -37,8 +37,8 @@ def write_passfile(directory, password=PASSWORD):
     return path
 
 
-def is_mounted(path):
-    return subprocess.run(["mountpoint", "-q", path]).returncode == 0
+def is_mounted(path, prefix=()):
+    return subprocess.run([*prefix, "mountpoint", "-q", path]).returncode == 0
 
 
 def wait_until(predicate, timeout=30.0, interval=0.05):
@@ -140,21 +140,24 @@ def tree_snapshot(root):
 
 
 class CachefsMount:
-    """A cachefs daemon in the foreground, with its stderr captured for checks."""
+    """A cachefs daemon in the foreground, with its stderr captured for checks. `prefix` runs
+    the daemon, the mount check and the unmount under a command such as nsenter (another
+    mount namespace: the mount is then visible only there)."""
 
-    def __init__(self, origin, mountpoint, args=(), env=None):
+    def __init__(self, origin, mountpoint, args=(), env=None, prefix=()):
         self.origin = origin
         self.mountpoint = mountpoint
+        self.prefix = list(prefix)
         self.log_path = tempfile.mktemp(prefix="cachefs-log-")
         self.log = open(self.log_path, "w+")
         self.proc = subprocess.Popen(
-            [CACHEFS, "mount", "--foreground", "--insecure-allow-non-tee", *args, origin,
-             mountpoint], stdout=self.log, stderr=subprocess.STDOUT, env=env)
+            [*self.prefix, CACHEFS, "mount", "--foreground", "--insecure-allow-non-tee", *args,
+             origin, mountpoint], stdout=self.log, stderr=subprocess.STDOUT, env=env)
         # Ready is announced by the "mounted ORIGIN at MOUNTPOINT" line; `mountpoint -q` alone
         # would also accept a stale mount still sitting there.
         ready = f" at {mountpoint}: "
         ok = wait_until(lambda: ready in self.output() or self.proc.poll() is not None, 60)
-        if not ok or not is_mounted(mountpoint) or self.proc.poll() is not None:
+        if not ok or not is_mounted(mountpoint, self.prefix) or self.proc.poll() is not None:
             self.stop()
             raise AssertionError(f"cachefs did not mount: {self.output()}")
 
@@ -167,7 +170,7 @@ class CachefsMount:
         """Unmounts (fusermount3 -u, or a signal) and returns the daemon's exit code."""
         if self.proc.poll() is None:
             if sig is None:
-                subprocess.run(["fusermount3", "-u", self.mountpoint], check=False)
+                subprocess.run([*self.prefix, "fusermount3", "-u", self.mountpoint], check=False)
             else:
                 self.proc.send_signal(sig)
             try:
@@ -175,7 +178,7 @@ class CachefsMount:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                subprocess.run(["umount", "-l", self.mountpoint], check=False)
+                subprocess.run([*self.prefix, "umount", "-l", self.mountpoint], check=False)
         return self.proc.returncode
 
     def __enter__(self):

@@ -7,31 +7,8 @@ import tempfile
 
 import pytest
 
-from cachefs_testlib import (CACHEFS, CachefsMount, deterministic_bytes, gocryptfs_mount,
-                             require_fuse, tree_snapshot, write_passfile)
-from conftest import clean_env, run_origin_cat, s3_env
-
-MIB = 1 << 20
-
-
-def model_tree(root):
-    def put(rel, data):
-        path = os.path.join(root, rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(data)
-
-    put("config.json", b'{"architectures": ["Qwen2ForCausalLM"]}\n')
-    put("model-00001-of-00002.safetensors", deterministic_bytes("shard1", 20 * MIB + 4097))
-    put("model-00002-of-00002.safetensors", deterministic_bytes("shard2", 3 * MIB + 1))
-    put("tokenizer/vocab.txt", b"a\nb\n" * 1000)
-    put("empty.bin", b"")
-    put("x" * 200 + ".txt", b"long name\n")  # a gocryptfs long-name companion
-
-
-def contents(root):
-    """The tree without permission bits: object stores keep none (cachefs serves 0444/0555)."""
-    return {rel: entry[:3] for rel, entry in tree_snapshot(root).items()}
+from cachefs_testlib import CACHEFS, CachefsMount, gocryptfs_mount, require_fuse, write_passfile
+from conftest import clean_env, contents, model_tree, run_origin_cat, s3_env, upload
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +34,6 @@ def mountpoint(volume):
     yield path
     if os.path.isdir(path):
         os.rmdir(path)
-
-
-def upload(client, bucket, prefix, root):
-    for dirpath, _, filenames in os.walk(root):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                continue
-            key = prefix + os.path.relpath(path, root)
-            with open(path, "rb") as f:
-                client.put_object(Bucket=bucket, Key=key, Body=f.read())
 
 
 def test_mount_from_s3(volume, s3rver, mountpoint, tmp_path):

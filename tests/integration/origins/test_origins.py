@@ -7,17 +7,9 @@ import tempfile
 
 import pytest
 
-from conftest import MANY_OBJECTS, MIB, clean_env, run_origin_cat, s3_env, sha256
+from conftest import MANY_OBJECTS, MIB, clean_env, listing, run_origin_cat, s3_env, sha256
 
 PART = ["--part-size", str(MIB)]
-
-
-def listing(result):
-    rows = {}
-    for line in result.stdout.decode().splitlines():
-        kind, size, etag, key = line.split("\t")
-        rows[key] = (kind, int(size), etag)
-    return rows
 
 
 def test_s3_listing_paginates_and_completes_directories(s3rver):
