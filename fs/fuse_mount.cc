@@ -347,6 +347,7 @@ Result<std::unique_ptr<FuseMount>> FuseMount::Create(Filesystem& fs, const Mount
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   fuse_lowlevel_ops ops = FuseHandlers::Operations();
   mount->session_ = fuse_session_new(&args, &ops, sizeof(ops), mount.get());
+  fuse_opt_free_args(&args);  // option parsing may have replaced them with a copy it allocated
   if (mount->session_ == nullptr) {
     return Error(Errc::kInvalidArgument, "invalid FUSE options: " + mount_options);
   }
