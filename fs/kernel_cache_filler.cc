@@ -131,6 +131,11 @@ void KernelCacheFiller::Reset() {
   wake_.notify_all();  // a filler waiting for budget gives up its file
 }
 
+uint64_t KernelCacheFiller::held_bytes() const {
+  std::lock_guard lock(mutex_);
+  return held_bytes_;
+}
+
 bool KernelCacheFiller::Reserve(FileProgress& progress, uint64_t bytes) {
   std::unique_lock lock(mutex_);
   auto fits = [&] { return held_bytes_ + bytes <= budget_bytes_; };

@@ -62,6 +62,8 @@ class KernelCacheFiller {
 
   uint64_t bytes_pushed() const { return bytes_pushed_.load(std::memory_order_relaxed); }
   uint64_t budget_bytes() const { return budget_bytes_; }
+  // Bytes pushed into files that are open now.
+  uint64_t held_bytes() const;
 
  private:
   static constexpr uint64_t kPage = 4096;
@@ -100,7 +102,7 @@ class KernelCacheFiller {
   StoreFn store_;
   std::unique_ptr<FileProgress[]> progress_;  // indexed by inode number - 1
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<const Inode*> queue_;  // guarded by mutex_
   bool stopping_ = false;           // guarded by mutex_

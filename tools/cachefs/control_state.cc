@@ -233,6 +233,8 @@ void ControlState::FillStatus(control::StatusReply* reply) {
     traffic->set_ciphertext_bytes(r.ciphertext_bytes.load());
     if (mount->filler() != nullptr) {
       traffic->set_kernel_cache_bytes(mount->filler()->bytes_pushed());
+      traffic->set_kernel_cache_held_bytes(mount->filler()->held_bytes());
+      traffic->set_kernel_cache_budget_bytes(mount->filler()->budget_bytes());
     }
     errors->set_corrupt_blocks(r.corrupt_blocks.load());
     errors->set_read_origin_errors(r.origin_errors.load());

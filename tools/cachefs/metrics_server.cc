@@ -246,6 +246,11 @@ std::string RenderMetrics(ControlState& state) {
         t.ciphertext_bytes());
   e.One("cachefs_kernel_cache_fill_bytes_total", "counter",
         "Plaintext pushed into the kernel page cache ahead of reads.", t.kernel_cache_bytes());
+  e.One("cachefs_kernel_cache_held_bytes", "gauge",
+        "Plaintext pushed ahead into files that are open now (bounded by the budget).",
+        t.kernel_cache_held_bytes());
+  e.One("cachefs_kernel_cache_budget_bytes", "gauge",
+        "Most plaintext decrypt-ahead keeps in open files at once.", t.kernel_cache_budget_bytes());
   RenderLatency(e, state.ReadLatency());
 
   const control::BytesBySource& b = t.bytes_by_source();

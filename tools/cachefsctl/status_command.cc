@@ -121,7 +121,11 @@ void PrintTable(const control::StatusReply& s, const std::string& socket) {
   } else {
     Line("cache", "none (the origin is read in place)");
   }
-  Line("kernel", FormatBytes(t.kernel_cache_bytes()) + " decrypted ahead into the page cache");
+  Line("kernel", FormatBytes(t.kernel_cache_bytes()) + " decrypted ahead into the page cache" +
+                     (t.kernel_cache_budget_bytes() > 0
+                          ? "; open files hold " + FormatBytes(t.kernel_cache_held_bytes()) +
+                                " of its " + FormatBytes(t.kernel_cache_budget_bytes()) + " budget"
+                          : ""));
 
   const control::WarmInfo& w = s.warm();
   if (w.files_total() > 0) {
