@@ -27,37 +27,28 @@ def field_bytes(number, data):
     return varint(number << 3 | 2) + varint(len(data)) + data
 
 
+def read_varint(data, i):
+    """(value, index after it) of the base-128 varint at data[i]."""
+    value, shift = 0, 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
 def parse(data):
     """{field number: value} of a protobuf message (last occurrence wins)."""
     fields, i = {}, 0
     while i < len(data):
-        key, shift = 0, 0
-        while True:
-            b = data[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        key, i = read_varint(data, i)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value, shift = 0, 0
-            while True:
-                b = data[i]
-                i += 1
-                value |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            value, i = read_varint(data, i)
         elif wire == 2:
-            length, shift = 0, 0
-            while True:
-                b = data[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            length, i = read_varint(data, i)
             value = data[i:i + length]
             i += length
         else:
