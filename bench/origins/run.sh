@@ -218,6 +218,20 @@ cat "$CIPHER_FILE" >/dev/null
 t0=$(now); curl -s -o /dev/null "http://127.0.0.1:$PORT/${CIPHER_FILE#$CIPHER/}"; t1=$(now)
 CURL_MBPS=$(mbps "$(stat -c %s "$CIPHER_FILE")" "$t0" "$t1")
 
+# timed_read NAME FILE: a cold read of FILE (page cache dropped), then a check of its bytes;
+# sets READ_MBPS. The check comes after the timed pass: hashing on 2 cores would slow the reader
+# it measures.
+timed_read() {
+  local name=$1 file=$2 t0 t1 sum
+  drop
+  t0=$(now)
+  dd if="$file" of=/dev/null bs=1M status=none
+  t1=$(now)
+  READ_MBPS=$(mbps "$MODEL_BYTES" "$t0" "$t1")
+  sum=$(sha256sum "$file" | cut -d' ' -f1)
+  [[ "$sum" == "$(cat "$WORKDIR/sha256")" ]] || { echo "$name returned wrong bytes" >&2; exit 1; }
+}
+
 peak_rss_mib() { awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$1/status"; }
 
 # --- cachefs, cold (empty memory cache, no disk tier, page cache dropped) ---
@@ -231,15 +245,9 @@ cachefs_run() {
   PIDS+=($pid)
   for _ in $(seq 300); do grep -q " at $MNT: " "$WORKDIR/cachefs-$name.log" && break; sleep 0.1; done
   mountpoint -q "$MNT" || { cat "$WORKDIR/cachefs-$name.log"; exit 1; }
-  drop
-  t0=$(now)
-  dd if="$MNT/model.safetensors" of=/dev/null bs=1M status=none
-  t1=$(now)
-  CACHEFS_MBPS=$(mbps "$MODEL_BYTES" "$t0" "$t1")
+  timed_read "cachefs ($name)" "$MNT/model.safetensors"
+  CACHEFS_MBPS=$READ_MBPS
   CACHEFS_RSS=$(peak_rss_mib "$pid")
-  # Checked after the timed pass (hashing on 2 cores would slow the reader it measures).
-  SUM=$(sha256sum "$MNT/model.safetensors" | cut -d' ' -f1)
-  [[ "$SUM" == "$(cat "$WORKDIR/sha256")" ]] || { echo "cachefs ($name) returned wrong bytes" >&2; exit 1; }
   fusermount3 -u "$MNT"
   wait "$pid" || true
   echo "cachefs ($name): $CACHEFS_MBPS MB/s, peak RSS $CACHEFS_RSS MiB"
@@ -264,13 +272,8 @@ s3fs models:/cipher "$S3FS_MNT" -o ro -o "url=http://127.0.0.1:$S3_PORT" \
   -o "logfile=$WORKDIR/s3fs.log"
 for _ in $(seq 300); do mountpoint -q "$S3FS_MNT" && break; sleep 0.1; done
 gocryptfs -q -ro -passfile "$PASS" "$S3FS_MNT" "$STACK_MNT"
-drop
-t0=$(now)
-dd if="$STACK_MNT/model.safetensors" of=/dev/null bs=1M status=none
-t1=$(now)
-S3FS_MBPS=$(mbps "$MODEL_BYTES" "$t0" "$t1")
-SUM=$(sha256sum "$STACK_MNT/model.safetensors" | cut -d' ' -f1)
-[[ "$SUM" == "$(cat "$WORKDIR/sha256")" ]] || { echo "s3fs + gocryptfs returned wrong bytes" >&2; exit 1; }
+timed_read "s3fs + gocryptfs" "$STACK_MNT/model.safetensors"
+S3FS_MBPS=$READ_MBPS
 fusermount3 -u "$STACK_MNT"
 fusermount3 -u "$S3FS_MNT"
 rm -rf "$S3FS_TMP"
@@ -282,13 +285,8 @@ rclone mount ":http:" "$RCLONE_MNT" --http-url "http://127.0.0.1:$PORT/" --read-
 PIDS+=($!)
 for _ in $(seq 300); do mountpoint -q "$RCLONE_MNT" && break; sleep 0.1; done
 gocryptfs -q -ro -passfile "$PASS" "$RCLONE_MNT" "$STACK_MNT"
-drop
-t0=$(now)
-dd if="$STACK_MNT/model.safetensors" of=/dev/null bs=1M status=none
-t1=$(now)
-STACK_MBPS=$(mbps "$MODEL_BYTES" "$t0" "$t1")
-SUM=$(sha256sum "$STACK_MNT/model.safetensors" | cut -d' ' -f1)
-[[ "$SUM" == "$(cat "$WORKDIR/sha256")" ]] || { echo "stacked pair returned wrong bytes" >&2; exit 1; }
+timed_read "rclone + gocryptfs" "$STACK_MNT/model.safetensors"
+STACK_MBPS=$READ_MBPS
 fusermount3 -u "$STACK_MNT"
 fusermount3 -u "$RCLONE_MNT"
 
