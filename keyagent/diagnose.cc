@@ -38,11 +38,11 @@ void PrintTdx(const TeeEnvironment& env, std::ostream& out) {
   out << "tdx quote: via " << quote->method << ", version " << parsed->version << ", "
       << quote->quote.size() << " bytes, QE vendor "
       << (parsed->intel_qe() ? "Intel" : HexEncode(parsed->qe_vendor_id)) << "\n";
-  out << "  mr_td:     " << HexEncode(parsed->mr_td) << "\n";
-  for (size_t i = 0; i < parsed->rtmr.size(); ++i) {
-    out << "  rtmr_" << i << ":    " << HexEncode(parsed->rtmr[i]) << "\n";
+  out << "  mr_td:     " << HexEncode(parsed->td.mr_td) << "\n";
+  for (size_t i = 0; i < parsed->td.rtmr.size(); ++i) {
+    out << "  rtmr_" << i << ":    " << HexEncode(parsed->td.rtmr[i]) << "\n";
   }
-  out << "  td debug:  " << (parsed->debug() ? "ON (Trustee policies reject debug TDs)" : "off")
+  out << "  td debug:  " << (parsed->td.debug() ? "ON (Trustee policies reject debug TDs)" : "off")
       << "\n";
   auto log = ReadCcEventLog(paths);
   if (!log) {

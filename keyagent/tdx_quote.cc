@@ -64,17 +64,14 @@ class Reader {
   bool ok_ = true;
 };
 
-void ReadTdInfoMeasurements(Reader* r, std::array<uint8_t, 8>* td_attributes,
-                            std::array<uint8_t, 8>* xfam, Measurement* mr_td,
-                            Measurement* mr_config_id, Measurement* mr_owner,
-                            Measurement* mr_owner_config, std::array<Measurement, 4>* rtmr) {
-  r->Bytes(td_attributes);
-  r->Bytes(xfam);
-  r->Bytes(mr_td);
-  r->Bytes(mr_config_id);
-  r->Bytes(mr_owner);
-  r->Bytes(mr_owner_config);
-  for (Measurement& m : *rtmr) {
+void ReadTdInfo(Reader* r, TdInfo* td) {
+  r->Bytes(&td->td_attributes);
+  r->Bytes(&td->xfam);
+  r->Bytes(&td->mr_td);
+  r->Bytes(&td->mr_config_id);
+  r->Bytes(&td->mr_owner);
+  r->Bytes(&td->mr_owner_config);
+  for (Measurement& m : td->rtmr) {
     r->Bytes(&m);
   }
 }
@@ -125,8 +122,7 @@ Result<TdxQuote> ParseTdxQuote(std::span<const uint8_t> quote) {
   r.Bytes(&q.mr_seam);
   r.Bytes(&q.mrsigner_seam);
   r.Bytes(&q.seam_attributes);
-  ReadTdInfoMeasurements(&r, &q.td_attributes, &q.xfam, &q.mr_td, &q.mr_config_id, &q.mr_owner,
-                         &q.mr_owner_config, &q.rtmr);
+  ReadTdInfo(&r, &q.td);
   r.Bytes(&q.report_data);
   if (q.body_type == 3) {
     r.Bytes(&q.tee_tcb_svn2);
@@ -153,8 +149,7 @@ Result<TdReport> ParseTdReport(std::span<const uint8_t> report) {
   r.Seek(128);
   r.Bytes(&t.report_data);
   r.Seek(512);
-  ReadTdInfoMeasurements(&r, &t.td_attributes, &t.xfam, &t.mr_td, &t.mr_config_id, &t.mr_owner,
-                         &t.mr_owner_config, &t.rtmr);
+  ReadTdInfo(&r, &t.td);
   if (!r.ok()) {
     return Error(Errc::kInternal, "TDREPORT layout");
   }

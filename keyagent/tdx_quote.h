@@ -16,6 +16,20 @@ namespace cachefs::keyagent {
 
 using Measurement = std::array<uint8_t, 48>;
 
+// The TD's own measurements (TDINFO), laid out alike in a quote's TD report body and in
+// TDREPORT.
+struct TdInfo {
+  std::array<uint8_t, 8> td_attributes{};
+  std::array<uint8_t, 8> xfam{};
+  Measurement mr_td{};
+  Measurement mr_config_id{};
+  Measurement mr_owner{};
+  Measurement mr_owner_config{};
+  std::array<Measurement, 4> rtmr{};
+
+  bool debug() const { return (td_attributes[0] & 1) != 0; }
+};
+
 struct TdxQuote {
   uint16_t version = 0;       // 4 or 5
   uint16_t att_key_type = 0;  // 2 = ECDSA-256 (P-256)
@@ -27,20 +41,13 @@ struct TdxQuote {
   Measurement mr_seam{};
   Measurement mrsigner_seam{};
   std::array<uint8_t, 8> seam_attributes{};
-  std::array<uint8_t, 8> td_attributes{};
-  std::array<uint8_t, 8> xfam{};
-  Measurement mr_td{};
-  Measurement mr_config_id{};
-  Measurement mr_owner{};
-  Measurement mr_owner_config{};
-  std::array<Measurement, 4> rtmr{};
+  TdInfo td;
   std::array<uint8_t, 64> report_data{};
   std::array<uint8_t, 16> tee_tcb_svn2{};  // TDX 1.5 body only
   Measurement mr_servicetd{};              // TDX 1.5 body only
   uint32_t signature_data_len = 0;
   size_t used_bytes = 0;  // header + body + signature data; trailing padding is ignored
 
-  bool debug() const { return (td_attributes[0] & 1) != 0; }
   bool intel_qe() const;
 };
 
@@ -51,13 +58,7 @@ Result<TdxQuote> ParseTdxQuote(std::span<const uint8_t> quote);
 // TDREPORT (TDX module ABI): REPORTMACSTRUCT (256 B) then TDINFO at 512.
 struct TdReport {
   std::array<uint8_t, 64> report_data{};  // REPORTMACSTRUCT offset 128
-  std::array<uint8_t, 8> td_attributes{};
-  std::array<uint8_t, 8> xfam{};
-  Measurement mr_td{};
-  Measurement mr_config_id{};
-  Measurement mr_owner{};
-  Measurement mr_owner_config{};
-  std::array<Measurement, 4> rtmr{};
+  TdInfo td;                              // offset 512
 };
 inline constexpr size_t kTdReportSize = 1024;
 Result<TdReport> ParseTdReport(std::span<const uint8_t> report);

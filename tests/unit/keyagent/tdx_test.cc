@@ -31,15 +31,15 @@ TEST(TdxQuoteTest, V4MatchesTrusteeClaims) {
   EXPECT_TRUE(quote->intel_qe());
   EXPECT_EQ(HexEncode(quote->qe_vendor_id), header["vendor_id"]);
   EXPECT_EQ(HexEncode(quote->user_data), header["user_data"]);
-  EXPECT_EQ(HexEncode(quote->mr_td), body["mr_td"]);
+  EXPECT_EQ(HexEncode(quote->td.mr_td), body["mr_td"]);
   EXPECT_EQ(HexEncode(quote->mr_seam), body["mr_seam"]);
-  EXPECT_EQ(HexEncode(quote->mr_config_id), body["mr_config_id"]);
+  EXPECT_EQ(HexEncode(quote->td.mr_config_id), body["mr_config_id"]);
   EXPECT_EQ(HexEncode(quote->tee_tcb_svn), body["tcb_svn"]);
   EXPECT_EQ(HexEncode(quote->report_data), body["report_data"]);
   for (int i = 0; i < 4; ++i) {
-    EXPECT_EQ(HexEncode(quote->rtmr[i]), body["rtmr_" + std::to_string(i)]) << i;
+    EXPECT_EQ(HexEncode(quote->td.rtmr[i]), body["rtmr_" + std::to_string(i)]) << i;
   }
-  EXPECT_EQ(quote->debug(), claims["td_attributes"]["debug"].get<bool>());
+  EXPECT_EQ(quote->td.debug(), claims["td_attributes"]["debug"].get<bool>());
   EXPECT_EQ(quote->signature_data_len, 4300u);
   EXPECT_EQ(quote->used_bytes, raw.size());
 }
@@ -49,7 +49,7 @@ TEST(TdxQuoteTest, V5Tdx15Body) {
   ASSERT_TRUE(quote) << quote.error().message();
   EXPECT_EQ(quote->version, 5);
   EXPECT_EQ(quote->body_type, 3);
-  EXPECT_EQ(HexEncode(quote->mr_td).substr(0, 16), "dfba221b48a22af8");
+  EXPECT_EQ(HexEncode(quote->td.mr_td).substr(0, 16), "dfba221b48a22af8");
   EXPECT_EQ(HexEncode(quote->report_data).substr(0, 16), "6d6ab13b046cff60");
   EXPECT_EQ(quote->signature_data_len, 4300u);
   EXPECT_EQ(quote->used_bytes, 5006u);
@@ -75,7 +75,7 @@ TEST(TdxQuoteTest, ZeroPaddedV4IsAcceptedAndTruncationIsNot) {
 TEST(TdReportTest, ParsesTdInfo) {
   auto report = ParseTdReport(ReadFixture("tdreport_1024.bin"));
   ASSERT_TRUE(report);
-  EXPECT_EQ(HexEncode(report->rtmr[0]).substr(0, 8), "f4ec1a04");
+  EXPECT_EQ(HexEncode(report->td.rtmr[0]).substr(0, 8), "f4ec1a04");
   EXPECT_FALSE(ParseTdReport(std::vector<uint8_t>(100)));
 }
 
