@@ -67,10 +67,23 @@ def gocryptfs_mount(cipher, password_file, scryptn=10):
         os.rmdir(plain)
 
 
-def populate(root, build):
-    """Runs `build(root)` on a directory: used twice, once on a reference directory and once
-    through a gocryptfs mount, so that both hold the same plaintext."""
-    build(root)
+def encrypt_tree(cipher, password_file, build, reference=None):
+    """Runs `build(root)` through a gocryptfs mount of `cipher` (created if needed) and, when
+    `reference` is given, on that plain directory too, so that both hold the same plaintext."""
+    if reference is not None:
+        os.makedirs(reference, exist_ok=True)
+        build(reference)
+    with gocryptfs_mount(cipher, password_file) as plain:
+        build(plain)
+
+
+def write_files(root, files):
+    """Writes {relative path: bytes} below `root`, making directories as needed."""
+    for rel, data in files.items():
+        path = os.path.join(root, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
 
 
 def edge_case_tree(root):

@@ -9,8 +9,8 @@ import tempfile
 
 import pytest
 
-from cachefs_testlib import (CachefsMount, deterministic_bytes, gocryptfs_mount, nginx_server,
-                             require_fuse, write_passfile)
+from cachefs_testlib import (CachefsMount, deterministic_bytes, encrypt_tree, nginx_server,
+                             require_fuse, write_files, write_passfile)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE_DIR = os.environ.get("CACHEFS_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "../../..")))
@@ -44,12 +44,7 @@ def tree(tmp_path_factory):
     root = tmp_path_factory.mktemp("control-tree")
     password = write_passfile(str(root))
     cipher = str(root / "cipher")
-    with gocryptfs_mount(cipher, password) as plain:
-        for rel, data in FILES.items():
-            path = os.path.join(plain, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
+    encrypt_tree(cipher, password, lambda root: write_files(root, FILES))
     return {"cipher": cipher, "password": password, "root": str(root)}
 
 

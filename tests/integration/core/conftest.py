@@ -4,7 +4,7 @@ import tempfile
 
 import pytest
 
-from cachefs_testlib import (edge_case_tree, gocryptfs_mount, require_fuse, write_passfile)
+from cachefs_testlib import edge_case_tree, encrypt_tree, require_fuse, write_passfile
 
 
 @pytest.fixture(scope="session")
@@ -21,11 +21,8 @@ def edge_volume(workdir):
     require_fuse()
     passfile = write_passfile(workdir)
     reference = os.path.join(workdir, "reference")
-    os.makedirs(reference)
-    edge_case_tree(reference)
     cipher = os.path.join(workdir, "cipher")
-    with gocryptfs_mount(cipher, passfile) as plain:
-        edge_case_tree(plain)
+    encrypt_tree(cipher, passfile, edge_case_tree, reference)
     return cipher, reference, passfile
 
 

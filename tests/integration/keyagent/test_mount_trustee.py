@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from cachefs_testlib import (CachefsMount, deterministic_bytes, gocryptfs_mount, is_mounted,
-                             require_fuse, write_passfile)
+from cachefs_testlib import (CachefsMount, deterministic_bytes, encrypt_tree, is_mounted,
+                             require_fuse, write_files, write_passfile)
 from conftest import KEY_ID, RESOURCE, free_port, kbs_double
 
 CACHEFS = os.environ.get("CACHEFS_BIN", "")
@@ -29,11 +29,7 @@ def volume():
     workdir = tempfile.mkdtemp(prefix="keyagent-mount-")
     passfile = write_passfile(workdir, PASSWORD)
     cipher = os.path.join(workdir, "cipher")
-    with gocryptfs_mount(cipher, passfile) as plain:
-        for rel, data in FILES.items():
-            os.makedirs(os.path.dirname(os.path.join(plain, rel)), exist_ok=True)
-            with open(os.path.join(plain, rel), "wb") as f:
-                f.write(data)
+    encrypt_tree(cipher, passfile, lambda root: write_files(root, FILES))
     yield workdir, cipher
     shutil.rmtree(workdir, ignore_errors=True)
 

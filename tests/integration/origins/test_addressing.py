@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from cachefs_testlib import CACHEFS, CachefsMount, gocryptfs_mount, require_fuse, write_passfile
+from cachefs_testlib import CACHEFS, CachefsMount, encrypt_tree, require_fuse, write_passfile
 from conftest import (HERE, MANY_OBJECTS, MIB, LoggingProxy, NetnsSandbox, OssVerifyProxy,
                       clean_env, contents, listing, model_tree, run_origin_cat, s3_env,
                       s3rver_command, upload)
@@ -277,10 +277,8 @@ def wide_volume(s3rver):
                 f.write(b"%d\n" % i)
 
     reference = os.path.join(work, "reference")
-    build(reference)
     cipher = os.path.join(work, "cipher")
-    with gocryptfs_mount(cipher, passfile) as plain:
-        build(plain)
+    encrypt_tree(cipher, passfile, build, reference)
     upload(s3rver["client"], BUCKET, "vhost-e2e/", cipher)
     yield {"work": work, "passfile": passfile, "reference": reference}
     shutil.rmtree(work, ignore_errors=True)

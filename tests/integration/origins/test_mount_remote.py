@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from cachefs_testlib import CACHEFS, CachefsMount, gocryptfs_mount, require_fuse, write_passfile
+from cachefs_testlib import CACHEFS, CachefsMount, encrypt_tree, require_fuse, write_passfile
 from conftest import clean_env, contents, model_tree, run_origin_cat, s3_env, upload
 
 
@@ -19,11 +19,8 @@ def volume():
     work = tempfile.mkdtemp(prefix="cachefs-origins-")
     passfile = write_passfile(work)
     reference = os.path.join(work, "reference")
-    os.makedirs(reference)
-    model_tree(reference)
     cipher = os.path.join(work, "cipher")
-    with gocryptfs_mount(cipher, passfile) as plain:
-        model_tree(plain)
+    encrypt_tree(cipher, passfile, model_tree, reference)
     yield {"work": work, "passfile": passfile, "reference": reference, "cipher": cipher}
     shutil.rmtree(work, ignore_errors=True)
 
