@@ -1,6 +1,8 @@
 """Fixtures for the control-plane suite: a gocryptfs tree written by the real gocryptfs and
 cachefs mounts of it with a control socket (and optionally /metrics)."""
 
+import atexit
+import functools
 import os
 import shutil
 import socket
@@ -48,8 +50,21 @@ def tree(tmp_path_factory):
     return {"cipher": cipher, "password": password, "root": str(root)}
 
 
+@functools.lru_cache(maxsize=None)
+def ctl_for_others():
+    """A copy of cachefsctl that another user can run: the build tree may sit in a directory
+    only root can enter (a checkout under `mktemp -d` is 0700)."""
+    directory = tempfile.mkdtemp(prefix="cachefsctl-")
+    atexit.register(shutil.rmtree, directory, True)
+    os.chmod(directory, 0o755)
+    path = os.path.join(directory, "cachefsctl")
+    shutil.copy(CACHEFSCTL, path)
+    os.chmod(path, 0o755)
+    return path
+
+
 def ctl(*args, mountpoint=None, socket_path=None, timeout=60, user=None, check=None, env=None):
-    cmd = [CACHEFSCTL]
+    cmd = [ctl_for_others() if user else CACHEFSCTL]
     if socket_path:
         cmd += ["--socket", socket_path]
     elif mountpoint:
